@@ -1,0 +1,27 @@
+"""The exception hierarchy: every mistake a user can make surfaces as an ``XpyrmentError``.
+
+``XpyrmentError`` subclasses ``ValueError`` so callers that already catch ``ValueError`` keep working.
+Each message names the offending column, parameter or value and says what was expected.
+"""
+
+from __future__ import annotations
+
+
+class XpyrmentError(ValueError):
+    """Base class of every error this library raises for bad input."""
+
+
+class SourceError(XpyrmentError):
+    """The data source cannot be opened or read (path, URL, table name, unsupported object)."""
+
+
+class ColumnError(XpyrmentError):
+    """A named column is missing or has a type the check cannot use."""
+
+
+class ParameterError(XpyrmentError):
+    """A parameter value is outside what the check accepts."""
+
+
+class DataError(XpyrmentError):
+    """The data itself breaks an assumption (unparseable timestamps, no rows where some are needed)."""
