@@ -1,0 +1,27 @@
+"""xpyrment_sql: live A/B experiment health checks pushed down into DuckDB or your warehouse.
+
+Ibis expressions do the row-level work (time bins, distinct units, first exposures, running counts)
+where the data lives; only small matrices come back for the statistics.
+"""
+
+from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.errors import (
+    ColumnError,
+    DataError,
+    ParameterError,
+    SourceError,
+    XpyrmentError,
+)
+from xpyrment_sql.monitor import LiveMonitor
+
+__all__ = [
+    "ColumnError",
+    "DataError",
+    "LiveMonitor",
+    "ParameterError",
+    "SourceError",
+    "WebhookAlertDispatcher",
+    "XpyrmentError",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""Ibis expressions, and nothing else: every reduction that touches rows is built here.
+
+Each builder returns an unexecuted expression whose result is small (bins x variants rows, or one row).
+Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happen in ``stats/``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from xpyrment_sql.bins import BinSpec, utc_offsets
+from xpyrment_sql.source import Source
+
+
+def exposures(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:
+    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or after ``until``, are dropped."""
+    table = source.table
+    ts = source.timestamp()
+    rows = table.select(ts=ts, variant=table[variant_col], unit=table[source.unit_col])
+    keep = rows.ts.notnull() & rows.variant.notnull() & rows.unit.notnull()
+    if until is not None:
+        keep &= rows.ts <= ibis.literal(until.tz_convert("UTC").tz_localize(None))
+    return rows.filter(keep)
+
+
+def bin_key(ts: ir.TimestampValue, bins: BinSpec, until: pd.Timestamp | None) -> ir.IntegerValue:
+    """``floor((epoch + utc_offset(epoch) + origin) / width)`` as a backend expression (see ``bins``)."""
+    epoch = ts.epoch_seconds()
+    shifted = epoch + bins.origin if bins.origin else epoch
+    if bins.uses_local_offset:
+        shifted = shifted + _utc_offset(epoch, bins.tz, until)
+    return (shifted / bins.width).floor().cast("int64")
+
+
+def _utc_offset(epoch: ir.IntegerValue, tz: str, until: pd.Timestamp | None) -> ir.IntegerValue:
+    """The zone's offset at ``epoch`` as a CASE over its transitions, newest first.
+
+    Recent rows match the first branch, so the cost per row is one or two comparisons.
+    """
+    end = until if until is not None else pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=366)
+    steps = utc_offsets(tz, end)
+    case = ibis.cases(
+        *((epoch >= since, offset) for since, offset in reversed(steps[1:])),
+        else_=steps[0][1],
+    )
+    return case.cast("int64")
+
+
+def traffic_counts(
+    source: Source, variant_col: str, bins: BinSpec, until: pd.Timestamp | None = None
+) -> ir.Table:
+    """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
+
+    One scan feeds both counts: rows are reduced to distinct (bin, variant, unit) triples, the first
+    bin of each (variant, unit) pair is a window minimum over those triples, and one grouped
+    aggregation counts all triples (active) and the triples sitting in their first bin (new).
+    """
+    rows = exposures(source, variant_col, until)
+    triples = rows.select(bin=bin_key(rows.ts, bins, until), variant=rows.variant, unit=rows.unit).distinct()
+    first_bin = triples.bin.min().over(ibis.window(group_by=[triples.variant, triples.unit]))
+    flagged = triples.mutate(is_new=ibis.ifelse(triples.bin == first_bin, 1, 0))
+    return flagged.group_by(["bin", "variant"]).aggregate(active=flagged.count(), new=flagged.is_new.sum())
+
+
+def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:
+    """``COUNT(DISTINCT unit)`` per variant: the cumulative traffic at the last bin, without bins."""
+    rows = exposures(source, variant_col, until)
+    return rows.group_by("variant").aggregate(units=rows.unit.nunique())
+
+
+def first_sprt_crossing(
+    source: Source,
+    variant_col: str,
+    treatment: object,
+    coefficients: tuple[float, float, float, float],
+    log_threshold: float,
+    until: pd.Timestamp | None = None,
+) -> ir.Table:
+    """The first unit at which the two-point mixture SPRT crosses ``log(1/alpha)``: zero or one row.
+
+    The sequence is each (variant, unit) pair at its first exposure, ordered by time with ties broken
+    by unit id; ``y = 1`` for treatment. After ``n`` units of which ``k`` are treatment,
+    ``log L(up) = k*a_up + (n-k)*b_up`` and ``log L(down) = k*a_dn + (n-k)*b_dn`` (``coefficients`` =
+    ``(a_up, b_up, a_dn, b_dn)``), and ``log LR = log(0.5) + m + log(1 + exp(-|up - dn|))`` with
+    ``m = max(up, dn)``, the overflow-free form of ``0.5*exp(up) + 0.5*exp(dn)``. Running counts
+    are window sums; only the first crossing row comes back.
+
+    Returns:
+        Columns ``stopped_index`` (0-based position) and ``stopped_at`` (that unit's first exposure).
+    """
+    a_up, b_up, a_dn, b_dn = coefficients
+    rows = exposures(source, variant_col, until)
+    firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    order = [firsts.first_ts, firsts.unit, firsts.variant]
+    running = ibis.window(order_by=order, preceding=None, following=0)
+    is_treatment = ibis.ifelse(firsts.variant == ibis.literal(treatment), 1, 0)
+    steps = firsts.mutate(
+        n=ibis.row_number().over(ibis.window(order_by=order)) + 1,
+        k=is_treatment.sum().over(running),
+    )
+    up = steps.k * a_up + (steps.n - steps.k) * b_up
+    down = steps.k * a_dn + (steps.n - steps.k) * b_dn
+    log_lr = ibis.greatest(up, down) + ((up - down).abs().negate().exp() + 1).ln() + math.log(0.5)
+    crossings = steps.filter(log_lr >= log_threshold)
+    return (
+        crossings.order_by(crossings.n)
+        .limit(1)
+        .select(stopped_index=crossings.n - 1, stopped_at=crossings.first_ts)
+    )

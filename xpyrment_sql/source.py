@@ -1,0 +1,234 @@
+"""User input -> a validated Ibis table plus column roles: the one place schema errors come from.
+
+Accepted inputs:
+
+* a path or glob of Parquet or CSV files (read in place by an embedded DuckDB, never loaded whole);
+* a pandas or polars DataFrame or a pyarrow Table (registered on the embedded DuckDB);
+* an Ibis table on any backend (queries run on that backend);
+* a connection URL (``postgres://…``, ``duckdb://file.db``, …) plus ``table=``.
+
+Validation happens once, at construction, from one schema look-up. A string time column is parsed in
+SQL; values that do not parse are reported with their count and one example (that check is one scan,
+and only string time columns pay for it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from xpyrment_sql.errors import ColumnError, DataError, SourceError
+
+_TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A validated exposure log.
+
+    Attributes:
+        table: The Ibis table the checks read; nothing is ever written to its backend.
+        backend: The backend that executes every query.
+        time_col: Column holding exposure timestamps.
+        unit_col: Column identifying the randomisation unit.
+        variant_col: Default column holding the variant (arm) name.
+        schema: Column name -> Ibis data type, read once at construction.
+    """
+
+    table: ir.Table
+    backend: Any
+    time_col: str
+    unit_col: str
+    variant_col: str
+    schema: Mapping[str, dt.DataType]
+
+    def timestamp(self, table: ir.Table | None = None) -> ir.TimestampValue:
+        """The time column as a timestamp expression (DATE and string columns are cast in SQL)."""
+        column = (self.table if table is None else table)[self.time_col]
+        if self.schema[self.time_col].is_timestamp():
+            return column
+        if self.schema[self.time_col].is_string():
+            return column.try_cast("timestamp")
+        return column.cast("timestamp")
+
+    def require_column(self, name: str, role: str) -> str:
+        """Return ``name`` if the table has it, else raise naming the role and the columns present."""
+        return require_column(self.schema, name, role)
+
+    def execute(self, expr: ir.Expr) -> pd.DataFrame:
+        """Run ``expr`` on the source's backend and return the (small) result as a DataFrame.
+
+        Every query the library sends goes through here, so there is one place that touches a
+        connection, and one place to count queries.
+        """
+        result = self.backend.execute(expr)
+        return result if isinstance(result, pd.DataFrame) else pd.DataFrame({"value": [result]})
+
+    @property
+    def backend_name(self) -> str:
+        """Short name of the executing backend (``duckdb``, ``postgres``, ``pyspark``…)."""
+        return str(getattr(self.backend, "name", type(self.backend).__name__))
+
+
+def open_source(
+    data: Any,
+    *,
+    time_col: str,
+    unit_col: str | None = None,
+    variant_col: str = "variant",
+    table: str | None = None,
+    duckdb_config: Mapping[str, Any] | None = None,
+) -> Source:
+    """Open ``data`` as a validated :class:`Source`.
+
+    Args:
+        data: A path/glob, a DataFrame or Arrow table, an Ibis table, or a connection URL.
+        time_col: Timestamp column (TIMESTAMP, TIMESTAMPTZ, DATE, or a string parsed in SQL).
+        unit_col: Unit column; defaults to ``unit_id`` if present, else the first column (the seed's rule).
+        variant_col: Variant column used when a check is not given another one.
+        table: Table name, required with a connection URL (``schema.table`` is accepted).
+        duckdb_config: Settings for the embedded DuckDB (``memory_limit``, ``threads``, ``temp_directory``).
+
+    Raises:
+        SourceError: the input cannot be opened. ColumnError: a column is missing or mistyped.
+        DataError: a string time column holds values that do not parse as timestamps.
+    """
+    expr, backend = _open_table(data, table, dict(duckdb_config or {}))
+    schema = dict(expr.schema().items())
+    if not schema:
+        raise SourceError("the data source has no columns")
+    unit = unit_col if unit_col is not None else ("unit_id" if "unit_id" in schema else next(iter(schema)))
+    source = Source(
+        table=expr,
+        backend=backend,
+        time_col=require_column(schema, time_col, "time_col"),
+        unit_col=require_column(schema, unit, "unit_col"),
+        variant_col=require_column(schema, variant_col, "variant_col"),
+        schema=schema,
+    )
+    _check_time_type(source)
+    return source
+
+
+def require_column(schema: Mapping[str, dt.DataType], name: str, role: str) -> str:
+    """Return ``name`` if ``schema`` has it, else raise a ColumnError naming the role and columns."""
+    if not isinstance(name, str) or name not in schema:
+        raise ColumnError(
+            f"{role}={name!r} is not a column of the data; columns are: {', '.join(map(str, schema))}"
+        )
+    return name
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages (credentials never appear in output)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _open_table(data: Any, table: str | None, config: dict[str, Any]) -> tuple[ir.Table, Any]:
+    if isinstance(data, ir.Table):
+        if table is not None:
+            raise SourceError("table= is only used with a connection URL, not with an Ibis table")
+        try:
+            return data, data.get_backend()
+        except Exception:
+            backend = _embedded_duckdb(config)
+            return data, backend
+    if isinstance(data, (str, os.PathLike)):
+        text = os.fspath(data)
+        if "://" in text:
+            return _open_url(text, table)
+        if table is not None:
+            raise SourceError("table= is only used with a connection URL, not with a file path")
+        return _open_files(text, config)
+    if table is not None:
+        raise SourceError("table= is only used with a connection URL")
+    if _is_frame(data):
+        backend = _embedded_duckdb(config)
+        return ibis.memtable(data), backend
+    raise SourceError(
+        f"cannot monitor an object of type {type(data).__name__}; expected a Parquet/CSV path or glob, "
+        "a pandas or polars DataFrame, a pyarrow Table, an Ibis table, or a connection URL with table="
+    )
+
+
+def _is_frame(data: Any) -> bool:
+    if isinstance(data, (pd.DataFrame, pa.Table)):
+        return True
+    module = type(data).__module__
+    return module.startswith("polars") and type(data).__name__ == "DataFrame"
+
+
+def _embedded_duckdb(config: Mapping[str, Any]) -> Any:
+    """A private in-memory DuckDB: the only database this library ever creates objects in."""
+    return ibis.duckdb.connect(**config)
+
+
+def _open_files(path: str, config: Mapping[str, Any]) -> tuple[ir.Table, Any]:
+    matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+    if not matches or not all(Path(m).exists() for m in matches):
+        raise SourceError(f"no file matches the path {path!r}; expected Parquet or CSV files")
+    if any(Path(m).is_dir() for m in matches):
+        matches = sorted(str(p) for m in matches for p in Path(m).rglob("*") if p.is_file())
+    backend = _embedded_duckdb(config)
+    lowered = [m.lower() for m in matches]
+    try:
+        if all(m.endswith(".parquet") or m.endswith(".pq") for m in lowered):
+            return backend.read_parquet(matches), backend
+        if all(m.endswith(_TEXT_SUFFIXES) for m in lowered):
+            return backend.read_csv(matches), backend
+    except Exception as exc:
+        raise SourceError(f"could not read {path!r}: {exc}") from exc
+    raise SourceError(
+        f"the path {path!r} matched files that are not all Parquet (.parquet) or all CSV (.csv)"
+    )
+
+
+def _open_url(url: str, table: str | None) -> tuple[ir.Table, Any]:
+    shown = redact_url(url)
+    if table is None:
+        raise SourceError(f"a connection URL ({shown}) needs table= naming the table to monitor")
+    options = {"read_only": True} if url.startswith("duckdb://") else {}
+    try:
+        backend = ibis.connect(url, **options)
+    except Exception as exc:
+        raise SourceError(f"could not connect to {shown}: {type(exc).__name__}") from None
+    database, _, name = table.rpartition(".")
+    try:
+        return backend.table(name, database=database or None), backend
+    except Exception as exc:
+        raise SourceError(f"table {table!r} was not found at {shown}: {type(exc).__name__}") from None
+
+
+def _check_time_type(source: Source) -> None:
+    kind = source.schema[source.time_col]
+    if kind.is_timestamp() or kind.is_date():
+        return
+    if not kind.is_string():
+        raise ColumnError(
+            f"time_col={source.time_col!r} has type {kind}; expected TIMESTAMP, TIMESTAMPTZ, DATE "
+            "or a string of timestamps"
+        )
+    raw = source.table[source.time_col]
+    bad = source.table.filter(raw.notnull() & source.timestamp().isnull())
+    summary = source.execute(bad.aggregate(n=bad.count(), example=raw.min()))
+    count = int(summary["n"].iloc[0])
+    if count:
+        raise DataError(
+            f"time_col={source.time_col!r}: {count} value(s) do not parse as timestamps, "
+            f"e.g. {summary['example'].iloc[0]!r}"
+        )

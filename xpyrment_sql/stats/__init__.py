@@ -1,0 +1,1 @@
+"""Pure statistics on small numpy arrays: no SQL, no Ibis, no I/O."""
