@@ -1,0 +1,401 @@
+"""Tests for the alert dispatcher against a real HTTP server on 127.0.0.1 (no urllib mocks).
+
+The server decides its answer from the request path: ``/status/<code>/...`` answers that code,
+``/slow/...`` waits longer than the client timeout, ``/echo-reason/...`` answers 502 with the path
+as its reason phrase (a proxy that echoes the secret URL), ``/redirect/...`` answers 302, and every
+other path answers 200. Each request is recorded with its method, path, headers and raw body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.errors import ParameterError, XpyrmentError
+from xpyrment_sql.results import DispatchOutcome
+
+SLOW_SECONDS = 1.5
+PAYLOAD = {"srm_p_value": 0.0004, "arm": "treatment"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    def json(self):
+        return json.loads(self.raw.decode("utf-8"))
+
+
+class _RecordingServer(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.received: list[Received] = []
+        self.release = threading.Event()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _RecordingServer
+
+    def do_POST(self) -> None:
+        self._record(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+    def do_GET(self) -> None:
+        self._record(b"")
+
+    def _record(self, raw: bytes) -> None:
+        received = Received(self.command, self.path, dict(self.headers), raw)
+        self.server.received.append(received)
+        with contextlib.suppress(OSError):  # the client gave up (timeout test)
+            self._answer()
+
+    def _answer(self) -> None:
+        if self.path.startswith("/slow"):
+            self.server.release.wait(SLOW_SECONDS)
+        if self.path.startswith("/status/"):
+            self.send_response(int(self.path.split("/")[2]))
+        elif self.path.startswith("/echo-reason"):
+            self.send_response(502, self.path)
+        elif self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format, *args) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """urllib honours *_proxy variables; requests to the local server must go direct."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def server():
+    srv = _RecordingServer()
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2)
+
+
+def test_slack_posts_formatted_text(server):
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_slack(server.url("/services/T000/B000/XXX"))
+    outcome = dispatcher.dispatch("srm", "Sample ratio mismatch", PAYLOAD)
+
+    assert outcome == DispatchOutcome("srm", (f"slack:{server.host}",), ())
+    [request] = server.received
+    assert request.method == "POST"
+    assert request.path == "/services/T000/B000/XXX"
+    assert request.headers["Content-Type"] == "application/json"
+    expected = f"🚨 *[xpyrment Alert]* Sample ratio mismatch\n*Type*: `srm`\n*Payload*: {_pretty(PAYLOAD)}"
+    assert request.json() == {"text": expected}
+
+
+def test_email_posts_subject_and_body(server):
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_email(server.url("/mail"))
+    outcome = dispatcher.dispatch("guardrail", "Latency regressed", PAYLOAD)
+
+    assert outcome.succeeded == (f"email:{server.host}",)
+    [request] = server.received
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json() == {
+        "subject": "[xpyrment Alert] guardrail",
+        "body": f"Latency regressed\n\nDetails:\n{_pretty(PAYLOAD)}",
+    }
+
+
+def test_custom_posts_structured_json(server):
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_custom(server.url("/hook?team=growth"))
+    outcome = dispatcher.dispatch("traffic", "Traffic dropped", PAYLOAD)
+
+    assert outcome.succeeded == (f"custom:{server.host}",)
+    assert outcome.ok
+    [request] = server.received
+    assert request.path == "/hook?team=growth"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json() == {
+        "alert_type": "traffic",
+        "message": "Traffic dropped",
+        "details": PAYLOAD,
+    }
+
+
+def test_http_500_fails_but_other_handlers_still_run(server):
+    calls = []
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_slack(server.url("/status/500/slack"))
+    dispatcher.register_email(server.url("/email"))
+    dispatcher.register_custom(server.url("/custom"))
+    dispatcher.register_callback(lambda *args: calls.append(args))
+    outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    host = server.host
+    assert outcome.failed == (f"slack:{host}",)
+    assert outcome.succeeded == (f"email:{host}", f"custom:{host}", "callback:<lambda>")
+    assert not outcome.ok
+    assert [r.path for r in server.received] == ["/status/500/slack", "/email", "/custom"]
+    assert calls == [("srm", "msg", PAYLOAD)]
+
+
+def test_refused_connection_is_a_failure(server):
+    port = _closed_port()
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_slack(f"http://127.0.0.1:{port}/nobody-listens")
+    dispatcher.register_custom(server.url("/custom"))
+    outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    assert outcome.failed == (f"slack:127.0.0.1:{port}",)
+    assert outcome.succeeded == (f"custom:{server.host}",)
+
+
+def test_slow_server_times_out_and_later_handlers_run(server):
+    dispatcher = WebhookAlertDispatcher(timeout=0.3)
+    dispatcher.register_slack(server.url("/slow"))
+    dispatcher.register_custom(server.url("/custom"))
+    started = time.monotonic()
+    outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.2
+    assert outcome.failed == (f"slack:{server.host}",)
+    assert outcome.succeeded == (f"custom:{server.host}",)
+
+
+def test_redirect_is_not_followed_and_counts_as_failure(server):
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_custom(server.url("/redirect"))
+    outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    assert outcome.failed == (f"custom:{server.host}",)
+    assert [(r.method, r.path) for r in server.received] == [("POST", "/redirect")]
+
+
+def test_raising_callback_does_not_stop_a_later_callback(caplog):
+    received = []
+
+    def boom(alert_type, message, payload):
+        raise RuntimeError("callback exploded")
+
+    def record(alert_type, message, payload):
+        received.append((alert_type, message, payload))
+
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_callback(boom)
+    dispatcher.register_callback(record)
+    with caplog.at_level(logging.ERROR, logger="xpyrment_sql.alerts"):
+        outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    assert outcome == DispatchOutcome("srm", ("callback:record",), ("callback:boom",))
+    assert received == [("srm", "msg", PAYLOAD)]
+    [record_] = caplog.records
+    assert record_.name == "xpyrment_sql.alerts"
+    assert record_.levelno == logging.ERROR
+    assert "callback:boom" in record_.getMessage()
+
+
+def test_numpy_pandas_and_record_payload_is_sent_as_json(server):
+    seen = []
+    payload = {
+        "n": np.int64(7),
+        "p": np.float64(0.25),
+        "counts": np.array([1, 2, 3]),
+        "at": pd.Timestamp("2024-05-01 12:30:00"),
+        "previous": DispatchOutcome("srm", ("slack:x",), ()),
+    }
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_slack(server.url("/slack"))
+    dispatcher.register_custom(server.url("/custom"))
+    dispatcher.register_callback(lambda _type, _msg, got: seen.append(got))
+    outcome = dispatcher.dispatch("guardrail", "msg", payload)
+
+    expected = {
+        "n": 7,
+        "p": 0.25,
+        "counts": [1, 2, 3],
+        "at": "2024-05-01T12:30:00",
+        "previous": {"alert_type": "srm", "succeeded": ["slack:x"], "failed": []},
+    }
+    assert outcome.ok
+    slack, custom = server.received
+    assert custom.json()["details"] == expected
+    assert slack.json()["text"].endswith(f"*Payload*: {_pretty(expected)}")
+    assert seen[0] is payload
+
+
+def test_result_record_can_be_the_whole_payload(server):
+    record = DispatchOutcome("srm", ("slack:x",), ("email:y",))
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_custom(server.url("/custom"))
+    assert dispatcher.dispatch("srm", "msg", record).ok
+
+    expected = {"alert_type": "srm", "succeeded": ["slack:x"], "failed": ["email:y"]}
+    assert server.received[0].json()["details"] == expected
+
+
+def test_order_is_slack_email_custom_then_callbacks(server):
+    calls = []
+
+    def first(*_args):
+        calls.append("first")
+
+    def second(*_args):
+        calls.append("second")
+
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_callback(first)
+    dispatcher.register_custom(server.url("/custom"))
+    dispatcher.register_email(server.url("/email"))
+    dispatcher.register_slack(server.url("/slack-1"))
+    dispatcher.register_callback(second)
+    dispatcher.register_slack(server.url("/slack-2"))
+    dispatcher.register_callback(lambda *_args: calls.append([r.path for r in server.received] + ["third"]))
+    outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    paths = ["/slack-1", "/slack-2", "/email", "/custom"]
+    assert calls == ["first", "second", [*paths, "third"]]
+    host = server.host
+    names = (f"slack:{host}", f"slack:{host}", f"email:{host}", f"custom:{host}")
+    assert outcome.succeeded == (*names, "callback:first", "callback:second", "callback:<lambda>")
+    assert dispatcher.handler_names == outcome.succeeded
+
+
+def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
+    secret = "/services/T000/SECRET-TOKEN"
+    dispatcher = WebhookAlertDispatcher(timeout=0.3)
+    dispatcher.register_slack(server.url(f"/status/500{secret}?key=SECRET-TOKEN"))
+    dispatcher.register_email(f"http://127.0.0.1:{_closed_port()}{secret}")
+    dispatcher.register_custom(server.url(f"/echo-reason{secret}"))
+    dispatcher.register_custom(server.url(f"/slow{secret}"))
+    with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts"):
+        outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
+
+    assert len(outcome.failed) == 4
+    assert not outcome.succeeded
+    assert len(caplog.records) == 4
+    assert all(r.levelno == logging.ERROR and r.exc_info is None for r in caplog.records)
+    # the failures are described (kind, host, exception class, status) ...
+    assert "slack:127.0.0.1" in caplog.text
+    assert "HTTP Error 500" in caplog.text
+    assert "HTTP Error 502" in caplog.text
+    assert "URLError" in caplog.text
+    # ... but nothing of the secret path, even when the server echoes it in its reason phrase
+    assert "SECRET-TOKEN" not in caplog.text
+    assert "T000" not in caplog.text
+    assert "SECRET-TOKEN" not in repr(outcome)
+    assert "SECRET-TOKEN" not in repr(dispatcher.handler_names)
+    assert "SECRET-TOKEN" not in json.dumps(outcome.to_dict())
+
+
+def test_handler_names_use_host_only_and_callable_type_without_name():
+    dispatcher = WebhookAlertDispatcher()
+    dispatcher.register_slack("https://hooks.slack.com/services/T000/B000/SECRET-TOKEN")
+    dispatcher.register_email("http://[::1]:8025/send")
+    dispatcher.register_callback(functools.partial(print))
+
+    assert dispatcher.handler_names == (
+        "slack:hooks.slack.com",
+        "email:[::1]:8025",
+        "callback:<class 'functools.partial'>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("register", "url"),
+    [
+        ("register_slack", "ftp://x/y"),
+        ("register_slack", "ftp://hooks.example.com/SECRET-TOKEN"),
+        ("register_custom", "not a url"),
+        ("register_custom", "https:///SECRET-TOKEN"),
+        ("register_email", "http://user:SECRET-TOKEN@mail.example.com/send"),
+        ("register_email", "http://mail.example.com:SECRET-TOKEN/send"),
+        ("register_custom", "http://example.com/SECRET-TOKEN\n"),
+        ("register_custom", 42),
+    ],
+)
+def test_bad_urls_are_rejected_without_echoing_them(register, url):
+    dispatcher = WebhookAlertDispatcher()
+    with pytest.raises(ParameterError, match=r"^url must be an http:// or https:// URL") as info:
+        getattr(dispatcher, register)(url)
+
+    message = str(info.value)
+    assert "SECRET-TOKEN" not in message
+    assert "x/y" not in message
+    assert "not a url" not in message
+    assert dispatcher.handler_names == ()
+
+
+def test_non_callable_callback_is_rejected():
+    dispatcher = WebhookAlertDispatcher()
+    with pytest.raises(XpyrmentError, match="callback must be callable"):
+        dispatcher.register_callback(42)
+    assert dispatcher.handler_names == ()
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), True, "5"])
+def test_bad_timeout_is_rejected(timeout):
+    with pytest.raises(ParameterError, match="timeout must be a finite number of seconds > 0"):
+        WebhookAlertDispatcher(timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("args", "parameter"),
+    [
+        ((1, "msg", {}), "alert_type"),
+        (("srm", None, {}), "message"),
+        (("srm", "msg", [1, 2]), "payload"),
+    ],
+)
+def test_bad_dispatch_arguments_are_rejected(args, parameter):
+    with pytest.raises(ParameterError, match=f"^{parameter} must be"):
+        WebhookAlertDispatcher().dispatch(*args)
+
+
+def test_parameter_errors_are_value_errors():
+    with pytest.raises(ValueError, match="timeout"):
+        WebhookAlertDispatcher(timeout=0)

@@ -1,0 +1,140 @@
+"""Every accepted input gives the same matrix; every bad input gives a clear XpyrmentError."""
+
+from __future__ import annotations
+
+import duckdb
+import ibis
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import xpyrment_sql as xs
+from xpyrment_sql.errors import ColumnError, DataError, SourceError
+
+
+def binned(data, **kwargs) -> pd.DataFrame:
+    return xs.LiveMonitor(data, time_col="ts", **kwargs).get_binned_traffic(freq="h")
+
+
+def test_parquet_file_glob_directory_and_csv_match_the_dataframe(log, tmp_path):
+    expected = binned(log)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    half = len(log) // 2
+    pq.write_table(pa.Table.from_pandas(log.iloc[:half]), folder / "a.parquet")
+    pq.write_table(pa.Table.from_pandas(log.iloc[half:]), folder / "b.parquet")
+    log.to_csv(tmp_path / "log.csv", index=False)
+    for data in (str(folder / "*.parquet"), folder, str(tmp_path / "log.csv")):
+        pd.testing.assert_frame_equal(binned(data), expected, check_dtype=False)
+
+
+def test_arrow_polars_and_ibis_tables_match_the_dataframe(log):
+    expected = binned(log)
+    pd.testing.assert_frame_equal(binned(pa.Table.from_pandas(log)), expected, check_dtype=False)
+    pd.testing.assert_frame_equal(binned(pl.from_pandas(log)), expected, check_dtype=False)
+    con = ibis.duckdb.connect()
+    table = con.create_table("exposures", log)
+    pd.testing.assert_frame_equal(binned(table), expected, check_dtype=False)
+
+
+def test_duckdb_url_is_opened_read_only_and_reads_the_table(log, tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as raw:
+        raw.execute("CREATE SCHEMA logs")
+        raw.execute("CREATE TABLE logs.exposures AS SELECT * FROM log")
+    monitor = xs.LiveMonitor(f"duckdb://{path}", time_col="ts", table="logs.exposures")
+    pd.testing.assert_frame_equal(
+        monitor.get_binned_traffic(freq="h"), binned(log), check_dtype=False
+    )
+    with pytest.raises(Exception, match="read-only"):
+        monitor.source.backend.raw_sql("CREATE TABLE logs.scratch (x INT)")
+
+
+def test_unit_col_defaults_to_unit_id_then_the_first_column(log):
+    assert xs.LiveMonitor(log, time_col="ts").unit_col == "unit_id"
+    renamed = log.rename(columns={"unit_id": "user"})[["ts", "user", "variant"]]
+    assert xs.LiveMonitor(renamed, time_col="ts").unit_col == "ts"
+    assert xs.LiveMonitor(renamed, time_col="ts", unit_col="user").unit_col == "user"
+
+
+def test_string_date_and_timestamptz_time_columns_bin_like_timestamps(log):
+    expected = xs.LiveMonitor(log, time_col="ts").get_binned_traffic(freq="D")
+    as_text = log.assign(ts=log.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    as_date = log.assign(ts=log.ts.dt.floor("D").dt.date)
+    as_utc = log.assign(ts=log.ts.dt.tz_localize("UTC"))
+    for frame in (as_text, as_date, as_utc):
+        got = xs.LiveMonitor(frame, time_col="ts").get_binned_traffic(freq="D")
+        assert got.to_numpy().tolist() == expected.to_numpy().tolist()
+        assert list(got.index.tz_localize(None) if got.index.tz else got.index) == list(expected.index)
+
+
+def test_unparseable_time_strings_are_counted_and_one_is_shown(log):
+    bad = log.assign(ts=log.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    bad.loc[[3, 7, 11], "ts"] = ["yesterday", "soon", "yesterday"]
+    with pytest.raises(DataError, match=r"time_col='ts': 3 value\(s\) do not parse") as info:
+        xs.LiveMonitor(bad, time_col="ts")
+    assert "'soon'" in str(info.value) or "'yesterday'" in str(info.value)
+
+
+def test_construction_reads_the_schema_only(log, query_log):
+    xs.LiveMonitor(log, time_col="ts")
+    assert query_log == []
+    xs.LiveMonitor(log.assign(ts=log.ts.astype(str)), time_col="ts")
+    assert len(query_log) == 1, "a string time column costs exactly one parse check"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"time_col": "when"}, "time_col='when' is not a column of the data; columns are: unit_id, variant, ts"),
+        ({"time_col": "ts", "unit_col": "user"}, "unit_col='user' is not a column"),
+        ({"time_col": "ts", "variant_col": "arm"}, "variant_col='arm' is not a column"),
+        ({"time_col": "unit_id"}, "time_col='unit_id' has type int64; expected TIMESTAMP"),
+    ],
+)
+def test_bad_columns_name_the_column_and_the_expectation(log, kwargs, words):
+    with pytest.raises(ColumnError) as info:
+        xs.LiveMonitor(log, **kwargs)
+    assert words in str(info.value)
+    assert isinstance(info.value, xs.XpyrmentError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_method_variant_col_is_checked_against_the_schema(log):
+    monitor = xs.LiveMonitor(log, time_col="ts")
+    with pytest.raises(ColumnError, match="variant_col='arm' is not a column"):
+        monitor.get_binned_traffic(variant_col="arm")
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "words"),
+    [
+        ("nowhere/*.parquet", {}, "no file matches the path 'nowhere/*.parquet'"),
+        (42, {}, "cannot monitor an object of type int"),
+        ("postgres://u:hunter2@127.0.0.1:1/db", {}, "needs table="),
+        ("postgres://u:hunter2@127.0.0.1:1/db", {"table": "t"}, "could not connect to postgres://u:***@"),
+    ],
+)
+def test_bad_sources_raise_source_errors_without_credentials(data, kwargs, words):
+    with pytest.raises(SourceError) as info:
+        xs.LiveMonitor(data, time_col="ts", **kwargs)
+    assert words in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_table_argument_is_rejected_for_frames_and_files(log, tmp_path):
+    with pytest.raises(SourceError, match="table= is only used with a connection URL"):
+        xs.LiveMonitor(log, time_col="ts", table="x")
+    path = tmp_path / "log.parquet"
+    log.to_parquet(path)
+    with pytest.raises(SourceError, match="table= is only used with a connection URL"):
+        xs.LiveMonitor(str(path), time_col="ts", table="x")
+
+
+def test_mixed_file_types_are_rejected(log, tmp_path):
+    log.to_parquet(tmp_path / "a.parquet")
+    log.to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(SourceError, match="not all Parquet"):
+        xs.LiveMonitor(str(tmp_path / "*"), time_col="ts")
