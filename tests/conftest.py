@@ -38,11 +38,13 @@ def make_log(
     rng = np.random.default_rng(seed)
     unit = rng.integers(0, units, rows)
     seconds = rng.integers(0, days * 86_400, rows)
-    return pd.DataFrame({
-        "unit_id": unit,
-        "variant": np.asarray(variants)[unit % len(variants)],
-        "ts": pd.Timestamp("2026-01-05") + pd.to_timedelta(seconds, unit="s"),
-    })
+    return pd.DataFrame(
+        {
+            "unit_id": unit,
+            "variant": np.asarray(variants)[unit % len(variants)],
+            "ts": pd.Timestamp("2026-01-05") + pd.to_timedelta(seconds, unit="s"),
+        }
+    )
 
 
 @pytest.fixture

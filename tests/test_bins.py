@@ -41,7 +41,11 @@ def frame(stamps: list[str], variants: list[str] | None = None) -> pd.DataFrame:
 def test_week_bins_start_on_monday():
     stamps = ["2026-01-04 23:59", "2026-01-05 00:00", "2026-01-11 12:00", "2026-01-12 00:00"]
     binned = xs.LiveMonitor(frame(stamps), time_col="ts").get_binned_traffic(freq="W")
-    assert list(binned.index) == [pd.Timestamp("2025-12-29"), pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12")]
+    assert list(binned.index) == [
+        pd.Timestamp("2025-12-29"),
+        pd.Timestamp("2026-01-05"),
+        pd.Timestamp("2026-01-12"),
+    ]
     assert all(day.day_of_week == 0 for day in binned.index)
     assert binned["a"].tolist() == [1, 2, 1]
 

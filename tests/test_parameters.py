@@ -53,7 +53,10 @@ def test_bad_anomaly_parameters(monitor, kwargs, words):
     ("kwargs", "words"),
     [
         ({"target_treatment_ratio": 0.01}, "0 < target_treatment_ratio - delta"),
-        ({"target_treatment_ratio": 0.5, "delta": 0.5}, "target_treatment_ratio=0.5 and delta=0.5 must satisfy"),
+        (
+            {"target_treatment_ratio": 0.5, "delta": 0.5},
+            "target_treatment_ratio=0.5 and delta=0.5 must satisfy",
+        ),
         ({"delta": 0}, "delta=0 must be > 0"),
         ({"alpha": 1.0}, "alpha=1.0 must be between 0 and 1"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import xpyrment_sql as xs
+
 from conftest import make_log
 
 

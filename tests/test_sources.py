@@ -45,9 +45,7 @@ def test_duckdb_url_is_opened_read_only_and_reads_the_table(log, tmp_path):
         raw.execute("CREATE SCHEMA logs")
         raw.execute("CREATE TABLE logs.exposures AS SELECT * FROM log")
     monitor = xs.LiveMonitor(f"duckdb://{path}", time_col="ts", table="logs.exposures")
-    pd.testing.assert_frame_equal(
-        monitor.get_binned_traffic(freq="h"), binned(log), check_dtype=False
-    )
+    pd.testing.assert_frame_equal(monitor.get_binned_traffic(freq="h"), binned(log), check_dtype=False)
     with pytest.raises(Exception, match="read-only"):
         monitor.source.backend.raw_sql("CREATE TABLE logs.scratch (x INT)")
 
@@ -88,7 +86,10 @@ def test_construction_reads_the_schema_only(log, query_log):
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
-        ({"time_col": "when"}, "time_col='when' is not a column of the data; columns are: unit_id, variant, ts"),
+        (
+            {"time_col": "when"},
+            "time_col='when' is not a column of the data; columns are: unit_id, variant, ts",
+        ),
         ({"time_col": "ts", "unit_col": "user"}, "unit_col='user' is not a column"),
         ({"time_col": "ts", "variant_col": "arm"}, "variant_col='arm' is not a column"),
         ({"time_col": "unit_id"}, "time_col='unit_id' has type int64; expected TIMESTAMP"),

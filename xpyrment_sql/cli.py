@@ -35,9 +35,7 @@ def parse_ratios(text: str) -> list[float] | dict[str, float]:
             return [float(p) for p in parts]
     except ValueError:
         pass
-    raise ParameterError(
-        f"--ratios {text!r} is not understood; expected 'control=1,treatment=1' or '1,1'"
-    )
+    raise ParameterError(f"--ratios {text!r} is not understood; expected 'control=1,treatment=1' or '1,1'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +116,7 @@ def _demo(args: argparse.Namespace) -> int:
     spec = demo_log(folder / "exposures.parquet")
     if not args.json:
         print(f"wrote {spec.rows_written:,} exposure rows to {spec.path}")
-        print("planted: treatment loses units in the last hours, and traffic drops in the final bins\n")
+        print("planted: 15% of treatment units vanish from day 5 on; traffic drops in the final hour\n")
     monitor = LiveMonitor(str(spec.path), time_col="ts")
     report = monitor.run_telemetry_checks({"control": 1, "treatment": 1}, freq="h")
     _print(report, f"{spec.path} (duckdb)", args.json)
