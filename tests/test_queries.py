@@ -13,10 +13,17 @@ def test_run_telemetry_checks_sends_at_most_three_queries(query_log):
     log = make_log(units=5000, rows=40_000, days=10)
     monitor = xs.LiveMonitor(log, time_col="ts")
     report = monitor.run_telemetry_checks([1, 1], freq="h")
-    assert 1 <= len(query_log) <= 3
-    assert len(query_log) == 2, "the traffic matrix and the SPRT crossing"
-    assert all("GROUP BY" in sql or "LIMIT 1" in sql for sql in query_log)
+    assert len(query_log) == 1, "healthy: the traffic matrix alone rules out an SPRT crossing"
+    assert "GROUP BY" in query_log[0]
     assert report.traffic.active.shape == (240, 2)
+    assert report.sequential_srm.stopped_index == -1
+
+    lost = (log.variant == "treatment") & (log.unit_id % 3 == 0)
+    query_log.clear()
+    report = xs.LiveMonitor(log[~lost], time_col="ts").run_telemetry_checks([1, 1], freq="h")
+    assert report.sequential_srm.srm_detected
+    assert len(query_log) == 2, "the traffic matrix, then the crossing inside the candidate bins"
+    assert "LIMIT 1" in query_log[1]
 
 
 def test_three_arms_need_one_query(query_log):
@@ -33,8 +40,8 @@ def test_single_checks_send_one_query_each_and_sprt_two(log, query_log):
     monitor.check_live_srm([1, 1])
     assert len(query_log) == 2
     assert "COUNT(DISTINCT" in query_log[-1]
-    monitor.check_sequential_srm()
-    assert len(query_log) == 4
+    monitor.check_sequential_srm(target_treatment_ratio=0.3)
+    assert len(query_log) == 4, "a 30% design on a 50/50 log crosses: matrix plus crossing"
 
 
 def test_live_srm_from_the_matrix_equals_the_distinct_count_query(log):

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from xpyrment_sql.stats.anomaly import traffic_drop_test
@@ -14,6 +16,7 @@ from xpyrment_sql.stats.srm import (
     expected_shares,
     find_control,
     sprt_log_likelihood_ratio,
+    sprt_search_bins,
 )
 
 
@@ -92,3 +95,26 @@ def test_window_limits_the_baseline():
     volumes = np.array([1000.0, 1000, 10, 11, 9, 10, 10])
     result = traffic_drop_test(volumes, window=3)
     assert result.historical_mean == pytest.approx(10.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    share=st.floats(0.3, 0.7),
+    p0=st.sampled_from([0.5, 0.4, 0.6]),
+    sizes=st.lists(st.integers(0, 60), min_size=1, max_size=30),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sprt_search_bins_always_contain_the_first_crossing(share, p0, sizes, seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(sum(sizes)) < share).astype(int)
+    n = np.arange(1, y.size + 1)
+    per_unit = sprt_log_likelihood_ratio(np.cumsum(y), n, p0, 0.05)
+    crossed = np.flatnonzero(per_unit >= np.log(1 / 0.05))
+    bin_of_unit = np.repeat(np.arange(len(sizes)), sizes)
+    new_treatment = np.bincount(bin_of_unit, weights=y, minlength=len(sizes))
+    search = sprt_search_bins(new_treatment, np.asarray(sizes), p0, 0.05, 0.05)
+    if crossed.size == 0:
+        return
+    assert search is not None
+    first, last = search
+    assert first <= bin_of_unit[crossed[0]] <= last

@@ -36,6 +36,7 @@ from xpyrment_sql.stats.srm import (
     find_control,
     sprt_coefficients,
     sprt_log_likelihood_ratio,
+    sprt_search_bins,
 )
 from xpyrment_sql.traffic import traffic_matrix
 
@@ -278,23 +279,35 @@ class LiveMonitor:
                 False, "Sequential SRM SPRT is only supported for exactly two variants."
             )
         control, treatment = find_control(matrix.variants)
-        cumulative = matrix.cumulative()
+        new_treatment = matrix.new[:, matrix.variants.index(treatment)]
+        new_total = matrix.new.sum(axis=1)
         log_lr = sprt_log_likelihood_ratio(
-            cumulative[treatment].to_numpy(),
-            cumulative.sum(axis=1).to_numpy(),
-            target_treatment_ratio,
-            delta,
+            np.cumsum(new_treatment), np.cumsum(new_total), target_treatment_ratio, delta
         )
-        crossing = self.source.execute(
-            queries.first_sprt_crossing(
-                self.source,
-                matrix.variant_col,
-                treatment,
-                sprt_coefficients(target_treatment_ratio, delta),
-                float(np.log(1.0 / alpha)),
-                self.until,
+        search = sprt_search_bins(new_treatment, new_total, target_treatment_ratio, delta, alpha)
+        crossing = pd.DataFrame({"stopped_index": [], "stopped_at": []})
+        if search is not None:
+            first, last = search
+            edges = parse_freq(matrix.freq, self.tz).labels(
+                np.array([matrix.first_key + first, matrix.first_key + last + 1])
             )
-        )
+            window = queries.SequenceWindow(
+                since=_as_utc(edges[0]),
+                before=_as_utc(edges[1]),
+                units_before=int(new_total[:first].sum()),
+                treatment_before=int(new_treatment[:first].sum()),
+            )
+            crossing = self.source.execute(
+                queries.first_sprt_crossing(
+                    self.source,
+                    matrix.variant_col,
+                    treatment,
+                    sprt_coefficients(target_treatment_ratio, delta),
+                    float(np.log(1.0 / alpha)),
+                    window,
+                    self.until,
+                )
+            )
         stopped_index = int(crossing["stopped_index"].iloc[0]) if len(crossing) else -1
         detected = stopped_index >= 0
         with np.errstate(over="ignore"):
@@ -333,6 +346,11 @@ def _check_ratio_values(expected_ratios: Ratios) -> None:
         raise ParameterError(f"expected_ratios must be positive numbers; got {expected_ratios!r}")
 
 
+def _as_utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    """An aware UTC instant from a bin label (naive labels are UTC)."""
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _parse_until(until: Any) -> pd.Timestamp | None:
     if until is None:
         return None
@@ -340,4 +358,4 @@ def _parse_until(until: Any) -> pd.Timestamp | None:
         stamp = pd.Timestamp(until)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"until={until!r} is not a timestamp") from exc
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return _as_utc(stamp)

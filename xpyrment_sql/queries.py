@@ -6,6 +6,7 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import ibis
@@ -23,7 +24,7 @@ def exposures(source: Source, variant_col: str, until: pd.Timestamp | None = Non
     rows = table.select(ts=ts, variant=table[variant_col], unit=table[source.unit_col])
     keep = rows.ts.notnull() & rows.variant.notnull() & rows.unit.notnull()
     if until is not None:
-        keep &= rows.ts <= ibis.literal(until.tz_convert("UTC").tz_localize(None))
+        keep &= rows.ts <= instant(rows.ts, until)
     return rows.filter(keep)
 
 
@@ -72,12 +73,30 @@ def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | No
     return rows.group_by("variant").aggregate(units=rows.unit.nunique())
 
 
+@dataclasses.dataclass(frozen=True)
+class SequenceWindow:
+    """The stretch of the first-exposure sequence an SPRT search has to look at.
+
+    Attributes:
+        since: Earliest first exposure to consider (start of the first bin that can cross).
+        before: First exposures from here on are not needed (end of the last bin that can cross).
+        units_before: Units whose first exposure precedes ``since`` (all variants).
+        treatment_before: Treatment units among them.
+    """
+
+    since: pd.Timestamp
+    before: pd.Timestamp
+    units_before: int
+    treatment_before: int
+
+
 def first_sprt_crossing(
     source: Source,
     variant_col: str,
     treatment: object,
     coefficients: tuple[float, float, float, float],
     log_threshold: float,
+    window: SequenceWindow,
     until: pd.Timestamp | None = None,
 ) -> ir.Table:
     """The first unit at which the two-point mixture SPRT crosses ``log(1/alpha)``: zero or one row.
@@ -86,21 +105,26 @@ def first_sprt_crossing(
     by unit id; ``y = 1`` for treatment. After ``n`` units of which ``k`` are treatment,
     ``log L(up) = k*a_up + (n-k)*b_up`` and ``log L(down) = k*a_dn + (n-k)*b_dn`` (``coefficients`` =
     ``(a_up, b_up, a_dn, b_dn)``), and ``log LR = log(0.5) + m + log(1 + exp(-|up - dn|))`` with
-    ``m = max(up, dn)``, the overflow-free form of ``0.5*exp(up) + 0.5*exp(dn)``. Running counts
-    are window sums; only the first crossing row comes back.
+    ``m = max(up, dn)``, the overflow-free form of ``0.5*exp(up) + 0.5*exp(dn)``.
+
+    Only first exposures inside ``window`` are ordered: rows after ``window.before`` are filtered
+    before the first-exposure aggregation (on time-ordered Parquet, whole row groups are skipped),
+    and the running counts start from the window's ``units_before`` and ``treatment_before``.
 
     Returns:
         Columns ``stopped_index`` (0-based position) and ``stopped_at`` (that unit's first exposure).
     """
     a_up, b_up, a_dn, b_dn = coefficients
     rows = exposures(source, variant_col, until)
+    rows = rows.filter(rows.ts < instant(rows.ts, window.before))
     firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    firsts = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, window.since))
     order = [firsts.first_ts, firsts.unit, firsts.variant]
     running = ibis.window(order_by=order, preceding=None, following=0)
     is_treatment = ibis.ifelse(firsts.variant == ibis.literal(treatment), 1, 0)
     steps = firsts.mutate(
-        n=ibis.row_number().over(ibis.window(order_by=order)) + 1,
-        k=is_treatment.sum().over(running),
+        n=ibis.row_number().over(ibis.window(order_by=order)) + (window.units_before + 1),
+        k=is_treatment.sum().over(running) + window.treatment_before,
     )
     up = steps.k * a_up + (steps.n - steps.k) * b_up
     down = steps.k * a_dn + (steps.n - steps.k) * b_dn
@@ -111,3 +135,10 @@ def first_sprt_crossing(
         .limit(1)
         .select(stopped_index=crossings.n - 1, stopped_at=crossings.first_ts)
     )
+
+
+def instant(column: ir.TimestampValue, when: pd.Timestamp) -> ir.TimestampScalar:
+    """A literal for the aware instant ``when``, typed like ``column`` (naive columns hold UTC)."""
+    zone = column.type().timezone
+    value = when.tz_convert(zone) if zone else when.tz_convert("UTC").tz_localize(None)
+    return ibis.literal(value, type=column.type())

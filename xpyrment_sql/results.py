@@ -122,6 +122,7 @@ class TrafficMatrix(Result):
         new: ``new[t, v]``: units of variant ``v`` whose first exposure is in bin ``t``.
         freq: The bin alias the matrix was built with.
         variant_col: The column the variants come from (names the frames' column axis).
+        first_key: Integer key of the first bin (see ``bins``); bin ``i`` has key ``first_key + i``.
     """
 
     bins: pd.DatetimeIndex
@@ -130,6 +131,7 @@ class TrafficMatrix(Result):
     new: np.ndarray
     freq: str
     variant_col: str = "variant"
+    first_key: int = 0
 
     def binned(self, count: str = "active") -> pd.DataFrame:
         """Units per bin as a DataFrame (bins x variants); ``count`` is ``"active"`` or ``"new"``."""

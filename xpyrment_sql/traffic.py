@@ -48,4 +48,5 @@ def traffic_matrix(
         new=frozen_array(new),
         freq=bins.freq,
         variant_col=variant_col,
+        first_key=first,
     )

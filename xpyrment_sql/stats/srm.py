@@ -172,3 +172,44 @@ def find_control(variants: Sequence[Any]) -> tuple[Any, Any]:
         if "ctrl" in lowered or "control" in lowered:
             return name, next(v for v in variants if v != name)
     return control, treatment
+
+
+def sprt_search_bins(
+    new_treatment: np.ndarray,
+    new_total: np.ndarray,
+    target_treatment_ratio: float,
+    delta: float,
+    alpha: float,
+) -> tuple[int, int] | None:
+    """The bins that can hold the SPRT's first crossing, from per-bin first-exposure counts alone.
+
+    Inside bin ``t`` the sequence moves from ``(n_s, k_s)`` (units and treatment units before the bin)
+    by ``m`` units of which ``j`` are treatment, in an order the counts do not reveal. Because
+    ``a_up > 0 > b_up`` and ``b_dn > 0 > a_dn``, no ordering can push either log-likelihood above
+
+        up_max = (k_s + j) * a_up + (n_s - k_s) * b_up,
+        dn_max = k_s * a_dn + (n_s - k_s + m - j) * b_dn,
+
+    so ``log LR <= log(0.5) + logaddexp(up_max, dn_max)`` throughout the bin. The first crossing lies
+    in the first bin where that bound reaches ``log(1/alpha)``, and no later than the first bin whose
+    end-of-bin LR (exact, from the counts) does.
+
+    Returns:
+        ``(first, last)`` bin positions (inclusive) to search unit by unit, or ``None`` when no bin can
+        cross, in which case the test has certainly not stopped and no query is needed.
+    """
+    a_up, b_up, a_dn, b_dn = sprt_coefficients(target_treatment_ratio, delta)
+    j = np.asarray(new_treatment, dtype=float)
+    m = np.asarray(new_total, dtype=float)
+    k_start = np.cumsum(j) - j
+    n_start = np.cumsum(m) - m
+    up_max = (k_start + j) * a_up + (n_start - k_start) * b_up
+    dn_max = k_start * a_dn + (n_start - k_start + m - j) * b_dn
+    threshold = np.log(1.0 / alpha)
+    possible = np.flatnonzero(np.logaddexp(up_max, dn_max) + np.log(0.5) >= threshold)
+    if possible.size == 0:
+        return None
+    at_end = sprt_log_likelihood_ratio(np.cumsum(j), np.cumsum(m), target_treatment_ratio, delta)
+    crossed = np.flatnonzero(at_end >= threshold)
+    last = int(crossed[0]) if crossed.size else int(possible[-1])
+    return int(possible[0]), last
