@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 
 import xpyrment_sql as xs
+from xpyrment_sql import queries
+from xpyrment_sql.bins import parse_freq, time_chunks
 
 from conftest import make_log
 
@@ -51,3 +56,40 @@ def test_live_srm_from_the_matrix_equals_the_distinct_count_query(log):
     assert report.cumulative_srm.observed_counts == direct.observed_counts
     assert np.isclose(report.cumulative_srm.p_value, direct.p_value, rtol=1e-12)
     assert direct.observed_counts == tuple(log.groupby("variant").unit_id.nunique())
+
+
+def test_time_chunks_cover_whole_bins_with_open_ends():
+    bins = parse_freq("h")
+    first, last = pd.Timestamp("2026-01-05 00:10", tz="UTC"), pd.Timestamp("2026-01-08 23:50", tz="UTC")
+    chunks = time_chunks(bins, first, last, rows=40_000_000, target_rows=8_000_000)
+    assert len(chunks) == 5
+    assert chunks[0][0] is None
+    assert chunks[-1][1] is None
+    for (_, before), (since, _) in itertools.pairwise(chunks):
+        assert before == since
+        assert since.minute == 0
+        assert since.second == 0
+    assert time_chunks(bins, first, last, rows=1_000)[0] == (None, None)
+
+
+def test_chunked_counts_equal_one_pass_counts(tmp_path):
+    log = make_log(units=3000, rows=30_000, days=6)
+    path = tmp_path / "log.parquet"
+    log.sort_values("ts").to_parquet(path, row_group_size=2_000)
+    monitor = xs.LiveMonitor(str(path), time_col="ts")
+    span = monitor.source.span
+    assert span.rows == 30_000
+    assert span.first == log.ts.min().tz_localize("UTC")
+    bins = parse_freq("h")
+    chunks = time_chunks(bins, span.first, span.last, span.rows, target_rows=3_000)
+    assert len(chunks) == 10
+    one_pass = monitor.source.execute(queries.traffic_counts(monitor.source, "variant", bins))
+    chunked = monitor.source.execute(queries.traffic_counts(monitor.source, "variant", bins, None, chunks))
+    key = ["bin", "variant"]
+    pd.testing.assert_frame_equal(
+        chunked.sort_values(key).reset_index(drop=True),
+        one_pass.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    per_hour = log.assign(bin=log.ts.dt.floor("h")).groupby(["bin", "variant"]).unit_id.nunique()
+    assert chunked.active.sum() == per_hour.sum()

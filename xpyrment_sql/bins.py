@@ -60,7 +60,7 @@ class BinSpec:
 
     def key_of(self, when: pd.Timestamp) -> int:
         """The bin key of one instant, computed in Python exactly as the backend computes it."""
-        instant = _as_utc(when)
+        instant = as_utc(when)
         epoch = int((instant - pd.Timestamp(0, tz="UTC")).total_seconds())
         offset = 0
         if self.uses_local_offset:
@@ -119,7 +119,7 @@ def utc_offsets(tz: str, end: pd.Timestamp) -> list[tuple[int, int]]:
     stepping one day at a time and bisecting to the second, which needs nothing beyond ``zoneinfo``.
     """
     zone = zoneinfo.ZoneInfo(tz)
-    last_day = int((_as_utc(end) - pd.Timestamp(0, tz="UTC")).total_seconds()) // _DAY + 1
+    last_day = int((as_utc(end) - pd.Timestamp(0, tz="UTC")).total_seconds()) // _DAY + 1
 
     def offset_at(epoch: int) -> int:
         when = _EPOCH + dt.timedelta(seconds=epoch)
@@ -137,7 +137,32 @@ def utc_offsets(tz: str, end: pd.Timestamp) -> list[tuple[int, int]]:
     return steps
 
 
-def _as_utc(when: pd.Timestamp | str | dt.datetime) -> pd.Timestamp:
+def as_utc(when: pd.Timestamp | str | dt.datetime) -> pd.Timestamp:
     """Read ``when`` as an instant: naive values are taken to be UTC."""
     stamp = pd.Timestamp(when)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+Chunk = tuple[pd.Timestamp | None, pd.Timestamp | None]
+
+
+def time_chunks(
+    bins: BinSpec, first: pd.Timestamp, last: pd.Timestamp, rows: int, target_rows: int = 8_000_000
+) -> list[Chunk]:
+    """Split ``[first, last]`` into whole-bin time ranges of about ``target_rows`` rows each.
+
+    Distinct (bin, variant, unit) triples never span two bins, so each chunk can be deduplicated on
+    its own: the hash table holds one chunk's triples instead of the whole log's, which keeps it in
+    cache and memory small. On time-ordered Parquet each chunk reads only its own row groups. The
+    first and last chunks are open-ended, so rows outside ``[first, last]`` are still counted.
+
+    Returns:
+        ``[(since, before), ...]`` as aware UTC instants, ``None`` for an open end.
+    """
+    first_key, last_key = bins.key_of(first), bins.key_of(last)
+    n_bins = last_key - first_key + 1
+    count = int(min(max(1, -(-rows // target_rows)), n_bins, 64))
+    step = -(-n_bins // count)
+    inner = np.arange(first_key + step, last_key + 1, step)
+    edges: list[pd.Timestamp | None] = [as_utc(t) for t in bins.labels(inner)]
+    return list(zip([None, *edges], [*edges, None], strict=True))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from xpyrment_sql import queries
 from xpyrment_sql.alerts import WebhookAlertDispatcher
-from xpyrment_sql.bins import BinSpec, check_tz, parse_freq
+from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import (
     DispatchOutcome,
@@ -248,7 +248,14 @@ class LiveMonitor:
         return self.source.require_column(variant_col, "variant_col")
 
     def _traffic(self, variant_col: str, bins: BinSpec) -> TrafficMatrix:
-        counts = self.source.execute(queries.traffic_counts(self.source, variant_col, bins, self.until))
+        span = self.source.span
+        chunks = ((None, None),)
+        if span is not None:
+            last = span.last if self.until is None else min(span.last, self.until)
+            chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
+        counts = self.source.execute(
+            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks)
+        )
         last_key = bins.key_of(self.until) if self.until is not None else None
         return traffic_matrix(counts, bins, variant_col, last_key)
 
@@ -292,8 +299,8 @@ class LiveMonitor:
                 np.array([matrix.first_key + first, matrix.first_key + last + 1])
             )
             window = queries.SequenceWindow(
-                since=_as_utc(edges[0]),
-                before=_as_utc(edges[1]),
+                since=as_utc(edges[0]),
+                before=as_utc(edges[1]),
                 units_before=int(new_total[:first].sum()),
                 treatment_before=int(new_treatment[:first].sum()),
             )
@@ -346,11 +353,6 @@ def _check_ratio_values(expected_ratios: Ratios) -> None:
         raise ParameterError(f"expected_ratios must be positive numbers; got {expected_ratios!r}")
 
 
-def _as_utc(stamp: pd.Timestamp) -> pd.Timestamp:
-    """An aware UTC instant from a bin label (naive labels are UTC)."""
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _parse_until(until: Any) -> pd.Timestamp | None:
     if until is None:
         return None
@@ -358,4 +360,4 @@ def _parse_until(until: Any) -> pd.Timestamp | None:
         stamp = pd.Timestamp(until)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"until={until!r} is not a timestamp") from exc
-    return _as_utc(stamp)
+    return as_utc(stamp)

@@ -7,13 +7,15 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from xpyrment_sql.bins import BinSpec, utc_offsets
+from xpyrment_sql.bins import BinSpec, Chunk, utc_offsets
 from xpyrment_sql.source import Source
 
 
@@ -52,19 +54,37 @@ def _utc_offset(epoch: ir.IntegerValue, tz: str, until: pd.Timestamp | None) -> 
 
 
 def traffic_counts(
-    source: Source, variant_col: str, bins: BinSpec, until: pd.Timestamp | None = None
+    source: Source,
+    variant_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None = None,
+    chunks: Sequence[Chunk] = ((None, None),),
 ) -> ir.Table:
     """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
 
-    One scan feeds both counts: rows are reduced to distinct (bin, variant, unit) triples, the first
-    bin of each (variant, unit) pair is a window minimum over those triples, and one grouped
-    aggregation counts all triples (active) and the triples sitting in their first bin (new).
+    ``active`` deduplicates (bin, variant, unit) triples, one time chunk at a time (``UNION ALL`` of
+    per-chunk aggregates; see ``bins.time_chunks``), then counts them per (bin, variant). ``new`` takes
+    each (variant, unit) pair's first exposure (one grouped minimum) and counts pairs per first bin.
+    Every (bin, variant) with a new unit also has an active one, so a left join completes the table.
+    No window functions: the query runs on engines without them.
     """
     rows = exposures(source, variant_col, until)
-    triples = rows.select(bin=bin_key(rows.ts, bins, until), variant=rows.variant, unit=rows.unit).distinct()
-    first_bin = triples.bin.min().over(ibis.window(group_by=[triples.variant, triples.unit]))
-    flagged = triples.mutate(is_new=ibis.ifelse(triples.bin == first_bin, 1, 0))
-    return flagged.group_by(["bin", "variant"]).aggregate(active=flagged.count(), new=flagged.is_new.sum())
+    per_chunk = []
+    for since, before in chunks:
+        part = rows
+        if since is not None:
+            part = part.filter(part.ts >= instant(part.ts, since))
+        if before is not None:
+            part = part.filter(part.ts < instant(part.ts, before))
+        triples = part.select(bin=bin_key(part.ts, bins, until), variant=part.variant, unit=part.unit)
+        triples = triples.distinct()
+        per_chunk.append(triples.group_by(["bin", "variant"]).aggregate(active=triples.count()))
+    active = functools.reduce(ir.Table.union, per_chunk)
+    firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
+    new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
+    joined = active.left_join(new, ["bin", "variant"])
+    return joined.select("bin", "variant", "active", new=ibis.coalesce(joined.new, 0))
 
 
 def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:

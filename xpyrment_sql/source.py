@@ -28,9 +28,23 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
+from xpyrment_sql.bins import as_utc
 from xpyrment_sql.errors import ColumnError, DataError, SourceError
 
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeSpan:
+    """First and last exposure time and row count of a Parquet log, read from its footers.
+
+    Used only to plan time chunks (see ``bins.time_chunks``); the chunks at both ends are open, so a
+    log that grows after this was read is still counted in full.
+    """
+
+    first: pd.Timestamp
+    last: pd.Timestamp
+    rows: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +58,8 @@ class Source:
         unit_col: Column identifying the randomisation unit.
         variant_col: Default column holding the variant (arm) name.
         schema: Column name -> Ibis data type, read once at construction.
+        span: Time span of a Parquet log with a timestamp column (from Parquet statistics, so no
+            rows are read), else ``None``.
     """
 
     table: ir.Table
@@ -52,6 +68,7 @@ class Source:
     unit_col: str
     variant_col: str
     schema: Mapping[str, dt.DataType]
+    span: TimeSpan | None = None
 
     def timestamp(self, table: ir.Table | None = None) -> ir.TimestampValue:
         """The time column as a timestamp expression (DATE and string columns are cast in SQL)."""
@@ -104,7 +121,7 @@ def open_source(
         SourceError: the input cannot be opened. ColumnError: a column is missing or mistyped.
         DataError: a string time column holds values that do not parse as timestamps.
     """
-    expr, backend = _open_table(data, table, dict(duckdb_config or {}))
+    expr, backend, is_parquet = _open_table(data, table, dict(duckdb_config or {}))
     schema = dict(expr.schema().items())
     if not schema:
         raise SourceError("the data source has no columns")
@@ -118,6 +135,8 @@ def open_source(
         schema=schema,
     )
     _check_time_type(source)
+    if is_parquet and source.schema[source.time_col].is_timestamp():
+        source = dataclasses.replace(source, span=_parquet_span(source))
     return source
 
 
@@ -139,27 +158,26 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _open_table(data: Any, table: str | None, config: dict[str, Any]) -> tuple[ir.Table, Any]:
+def _open_table(data: Any, table: str | None, config: dict[str, Any]) -> tuple[ir.Table, Any, bool]:
+    """The Ibis table, the backend that runs it, and whether it reads Parquet files in place."""
     if isinstance(data, ir.Table):
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with an Ibis table")
         try:
-            return data, data.get_backend()
+            return data, data.get_backend(), False
         except Exception:
-            backend = _embedded_duckdb(config)
-            return data, backend
+            return data, _embedded_duckdb(config), False
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if "://" in text:
-            return _open_url(text, table)
+            return (*_open_url(text, table), False)
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with a file path")
         return _open_files(text, config)
     if table is not None:
         raise SourceError("table= is only used with a connection URL")
     if _is_frame(data):
-        backend = _embedded_duckdb(config)
-        return ibis.memtable(data), backend
+        return ibis.memtable(data), _embedded_duckdb(config), False
     raise SourceError(
         f"cannot monitor an object of type {type(data).__name__}; expected a Parquet/CSV path or glob, "
         "a pandas or polars DataFrame, a pyarrow Table, an Ibis table, or a connection URL with table="
@@ -178,7 +196,7 @@ def _embedded_duckdb(config: Mapping[str, Any]) -> Any:
     return ibis.duckdb.connect(**config)
 
 
-def _open_files(path: str, config: Mapping[str, Any]) -> tuple[ir.Table, Any]:
+def _open_files(path: str, config: Mapping[str, Any]) -> tuple[ir.Table, Any, bool]:
     matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
     if not matches or not all(Path(m).exists() for m in matches):
         raise SourceError(f"no file matches the path {path!r}; expected Parquet or CSV files")
@@ -188,9 +206,9 @@ def _open_files(path: str, config: Mapping[str, Any]) -> tuple[ir.Table, Any]:
     lowered = [m.lower() for m in matches]
     try:
         if all(m.endswith(".parquet") or m.endswith(".pq") for m in lowered):
-            return backend.read_parquet(matches), backend
+            return backend.read_parquet(matches), backend, True
         if all(m.endswith(_TEXT_SUFFIXES) for m in lowered):
-            return backend.read_csv(matches), backend
+            return backend.read_csv(matches), backend, False
     except Exception as exc:
         raise SourceError(f"could not read {path!r}: {exc}") from exc
     raise SourceError(
@@ -232,3 +250,13 @@ def _check_time_type(source: Source) -> None:
             f"time_col={source.time_col!r}: {count} value(s) do not parse as timestamps, "
             f"e.g. {summary['example'].iloc[0]!r}"
         )
+
+
+def _parquet_span(source: Source) -> TimeSpan | None:
+    """Min, max and count of a Parquet log: DuckDB answers these from footer statistics."""
+    ts = source.table[source.time_col]
+    span = source.execute(source.table.aggregate(first=ts.min(), last=ts.max(), rows=source.table.count()))
+    first, last = span["first"].iloc[0], span["last"].iloc[0]
+    if pd.isna(first) or pd.isna(last):
+        return None
+    return TimeSpan(as_utc(first), as_utc(last), int(span["rows"].iloc[0]))
