@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--until", help="evaluate as of this time (later rows ignored)")
     check.add_argument("--tz", help="time zone whose midnight starts day bins (default: UTC)")
     check.add_argument("--memory-limit", help="memory limit of the embedded DuckDB, e.g. 8GB")
+    check.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
+    check.add_argument(
+        "--approx", action="store_true", help="estimate active units per bin (HyperLogLog); faster"
+    )
     check.add_argument("--json", action="store_true", help="print the full result as JSON")
     check.add_argument("--slack", action="append", default=[], help="Slack webhook URL for alerts")
     check.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for alerts")
@@ -96,7 +100,10 @@ def _check(args: argparse.Namespace) -> int:
         table=args.table,
         until=args.until,
         tz=args.tz,
+        exact=not args.approx,
         memory_limit=args.memory_limit,
+        threads=args.threads,
+        progress=_show_progress(args),
     )
     report = monitor.run_telemetry_checks(
         parse_ratios(args.ratios),
@@ -117,10 +124,15 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"wrote {spec.rows_written:,} exposure rows to {spec.path}")
         print("planted: 15% of treatment units vanish from day 5 on; traffic drops in the final hour\n")
-    monitor = LiveMonitor(str(spec.path), time_col="ts")
+    monitor = LiveMonitor(str(spec.path), time_col="ts", progress=_show_progress(args))
     report = monitor.run_telemetry_checks({"control": 1, "treatment": 1}, freq="h")
     _print(report, f"{spec.path} (duckdb)", args.json)
     return EXIT_HEALTHY
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person at a terminal: not when piped, logged, or asked for JSON."""
+    return sys.stderr.isatty() and not args.json
 
 
 def _print(report: TelemetryReport, source_name: str, as_json: bool) -> None:

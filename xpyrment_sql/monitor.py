@@ -26,7 +26,7 @@ from xpyrment_sql.results import (
     TrafficMatrix,
     frozen_array,
 )
-from xpyrment_sql.source import Source, open_source
+from xpyrment_sql.source import EngineSettings, Source, open_source
 from xpyrment_sql.stats.anomaly import check_anomaly_parameters, traffic_drop_test
 from xpyrment_sql.stats.srm import (
     check_alpha,
@@ -59,8 +59,14 @@ class LiveMonitor:
         until: Evaluate as of this time: later rows are ignored and every bin up to the one holding
             ``until`` is shown, so an outage still going on appears as zero bins. Naive means UTC.
         tz: IANA zone whose local midnight starts day and week bins; labels are shown in it.
-        memory_limit: DuckDB ``memory_limit`` for the embedded engine (e.g. ``"8GB"``).
+        exact: ``False`` counts active units per bin with the backend's HyperLogLog
+            (``approx_count_distinct``): much faster and lighter on huge logs, a few percent off per
+            cell. First exposures, cumulative traffic and every SRM test stay exact.
+        memory_limit: DuckDB ``memory_limit`` for the embedded engine (e.g. ``"8GB"``); larger
+            intermediate results spill to ``temp_directory``.
         threads: DuckDB ``threads`` for the embedded engine.
+        temp_directory: Where the embedded DuckDB spills (default: a private temporary folder).
+        progress: Show DuckDB's progress bar on stderr for queries longer than two seconds.
 
     Attributes:
         shutoff_triggered: Sticky flag, set once an SRM check fires in :meth:`run_telemetry_checks`.
@@ -77,18 +83,21 @@ class LiveMonitor:
         table: str | None = None,
         until: Any = None,
         tz: str | None = None,
+        exact: bool = True,
         memory_limit: str | None = None,
         threads: int | None = None,
+        temp_directory: str | None = None,
+        progress: bool = False,
     ) -> None:
-        config = {k: v for k, v in {"memory_limit": memory_limit, "threads": threads}.items() if v}
         self.source: Source = open_source(
             data,
             time_col=time_col,
             unit_col=unit_col,
             variant_col=variant_col,
             table=table,
-            duckdb_config=config,
+            engine=EngineSettings(memory_limit, threads, temp_directory, progress),
         )
+        self.exact = bool(exact)
         self.dispatcher = dispatcher
         self.tz = check_tz(tz)
         self.until = _parse_until(until)
@@ -250,11 +259,11 @@ class LiveMonitor:
     def _traffic(self, variant_col: str, bins: BinSpec) -> TrafficMatrix:
         span = self.source.span
         chunks = ((None, None),)
-        if span is not None:
+        if span is not None and self.exact:
             last = span.last if self.until is None else min(span.last, self.until)
             chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
         counts = self.source.execute(
-            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks)
+            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks, self.exact)
         )
         last_key = bins.key_of(self.until) if self.until is not None else None
         return traffic_matrix(counts, bins, variant_col, last_key)

@@ -59,6 +59,7 @@ def traffic_counts(
     bins: BinSpec,
     until: pd.Timestamp | None = None,
     chunks: Sequence[Chunk] = ((None, None),),
+    exact: bool = True,
 ) -> ir.Table:
     """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
 
@@ -66,9 +67,26 @@ def traffic_counts(
     per-chunk aggregates; see ``bins.time_chunks``), then counts them per (bin, variant). ``new`` takes
     each (variant, unit) pair's first exposure (one grouped minimum) and counts pairs per first bin.
     Every (bin, variant) with a new unit also has an active one, so a left join completes the table.
-    No window functions: the query runs on engines without them.
+    No window functions: the query runs on engines without them. With ``exact=False`` the active
+    count is the backend's HyperLogLog estimate per (bin, variant) instead, with no deduplication.
     """
     rows = exposures(source, variant_col, until)
+    if exact:
+        active = _active_units(rows, bins, until, chunks)
+    else:
+        binned = rows.mutate(bin=bin_key(rows.ts, bins, until))
+        active = binned.group_by(["bin", "variant"]).aggregate(active=binned.unit.approx_nunique())
+    firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
+    new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
+    joined = active.left_join(new, ["bin", "variant"])
+    return joined.select("bin", "variant", "active", new=ibis.coalesce(joined.new, 0))
+
+
+def _active_units(
+    rows: ir.Table, bins: BinSpec, until: pd.Timestamp | None, chunks: Sequence[Chunk]
+) -> ir.Table:
+    """Exact distinct units per (bin, variant), deduplicating one time chunk at a time."""
     per_chunk = []
     for since, before in chunks:
         part = rows
@@ -79,12 +97,7 @@ def traffic_counts(
         triples = part.select(bin=bin_key(part.ts, bins, until), variant=part.variant, unit=part.unit)
         triples = triples.distinct()
         per_chunk.append(triples.group_by(["bin", "variant"]).aggregate(active=triples.count()))
-    active = functools.reduce(ir.Table.union, per_chunk)
-    firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
-    firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
-    new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
-    joined = active.left_join(new, ["bin", "variant"])
-    return joined.select("bin", "variant", "active", new=ibis.coalesce(joined.new, 0))
+    return functools.reduce(ir.Table.union, per_chunk)
 
 
 def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:

@@ -14,9 +14,12 @@ and only string time columns pay for it).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import glob
 import os
+import shutil
+import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,9 +32,26 @@ import pandas as pd
 import pyarrow as pa
 
 from xpyrment_sql.bins import as_utc
-from xpyrment_sql.errors import ColumnError, DataError, SourceError
+from xpyrment_sql.errors import ColumnError, DataError, ParameterError, SourceError
 
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """Settings of the private embedded DuckDB that reads files and DataFrames.
+
+    Attributes:
+        memory_limit: DuckDB ``memory_limit`` (e.g. ``"8GB"``); beyond it DuckDB spills to disk.
+        threads: DuckDB ``threads``; default all cores.
+        temp_directory: Where DuckDB spills; default a fresh private folder removed at exit.
+        progress: Print DuckDB's progress bar on stderr for queries longer than two seconds.
+    """
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str | None = None
+    progress: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +125,7 @@ def open_source(
     unit_col: str | None = None,
     variant_col: str = "variant",
     table: str | None = None,
-    duckdb_config: Mapping[str, Any] | None = None,
+    engine: EngineSettings = EngineSettings(),
 ) -> Source:
     """Open ``data`` as a validated :class:`Source`.
 
@@ -115,13 +135,13 @@ def open_source(
         unit_col: Unit column; defaults to ``unit_id`` if present, else the first column (the seed's rule).
         variant_col: Variant column used when a check is not given another one.
         table: Table name, required with a connection URL (``schema.table`` is accepted).
-        duckdb_config: Settings for the embedded DuckDB (``memory_limit``, ``threads``, ``temp_directory``).
+        engine: Settings for the embedded DuckDB (used for files and DataFrames only).
 
     Raises:
         SourceError: the input cannot be opened. ColumnError: a column is missing or mistyped.
         DataError: a string time column holds values that do not parse as timestamps.
     """
-    expr, backend, is_parquet = _open_table(data, table, dict(duckdb_config or {}))
+    expr, backend, is_parquet = _open_table(data, table, engine)
     schema = dict(expr.schema().items())
     if not schema:
         raise SourceError("the data source has no columns")
@@ -158,7 +178,7 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _open_table(data: Any, table: str | None, config: dict[str, Any]) -> tuple[ir.Table, Any, bool]:
+def _open_table(data: Any, table: str | None, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
     """The Ibis table, the backend that runs it, and whether it reads Parquet files in place."""
     if isinstance(data, ir.Table):
         if table is not None:
@@ -166,18 +186,18 @@ def _open_table(data: Any, table: str | None, config: dict[str, Any]) -> tuple[i
         try:
             return data, data.get_backend(), False
         except Exception:
-            return data, _embedded_duckdb(config), False
+            return data, _embedded_duckdb(engine), False
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if "://" in text:
             return (*_open_url(text, table), False)
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with a file path")
-        return _open_files(text, config)
+        return _open_files(text, engine)
     if table is not None:
         raise SourceError("table= is only used with a connection URL")
     if _is_frame(data):
-        return ibis.memtable(data), _embedded_duckdb(config), False
+        return ibis.memtable(data), _embedded_duckdb(engine), False
     raise SourceError(
         f"cannot monitor an object of type {type(data).__name__}; expected a Parquet/CSV path or glob, "
         "a pandas or polars DataFrame, a pyarrow Table, an Ibis table, or a connection URL with table="
@@ -191,18 +211,31 @@ def _is_frame(data: Any) -> bool:
     return module.startswith("polars") and type(data).__name__ == "DataFrame"
 
 
-def _embedded_duckdb(config: Mapping[str, Any]) -> Any:
+def _embedded_duckdb(engine: EngineSettings) -> Any:
     """A private in-memory DuckDB: the only database this library ever creates objects in."""
-    return ibis.duckdb.connect(**config)
+    spill = engine.temp_directory or _private_spill_folder()
+    options = {"memory_limit": engine.memory_limit, "threads": engine.threads, "temp_directory": spill}
+    try:
+        backend = ibis.duckdb.connect(**{k: v for k, v in options.items() if v is not None})
+    except Exception as exc:
+        raise ParameterError(f"the DuckDB settings were refused: {exc}") from None
+    backend.con.execute(f"SET enable_progress_bar = {str(engine.progress).lower()}")
+    return backend
 
 
-def _open_files(path: str, config: Mapping[str, Any]) -> tuple[ir.Table, Any, bool]:
+def _private_spill_folder() -> str:
+    folder = tempfile.mkdtemp(prefix="xpyrment-spill-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
     matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
     if not matches or not all(Path(m).exists() for m in matches):
         raise SourceError(f"no file matches the path {path!r}; expected Parquet or CSV files")
     if any(Path(m).is_dir() for m in matches):
         matches = sorted(str(p) for m in matches for p in Path(m).rglob("*") if p.is_file())
-    backend = _embedded_duckdb(config)
+    backend = _embedded_duckdb(engine)
     lowered = [m.lower() for m in matches]
     try:
         if all(m.endswith(".parquet") or m.endswith(".pq") for m in lowered):
