@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import xpyrment_sql as xs
-from conftest import make_log
 from xpyrment_sql.errors import ParameterError
+
+from conftest import make_log
 
 
 def setting(monitor: xs.LiveMonitor, name: str):
