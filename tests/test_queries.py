@@ -15,31 +15,54 @@ from conftest import make_log
 
 
 def test_run_telemetry_checks_sends_at_most_three_queries(query_log):
+    """The matrix, the multiple-exposure counts, and for the SPRT its crossing only when one is possible."""
     log = make_log(units=5000, rows=40_000, days=10)
     monitor = xs.LiveMonitor(log, time_col="ts")
-    report = monitor.run_telemetry_checks([1, 1], freq="h")
-    assert len(query_log) == 1, "healthy: the traffic matrix alone rules out an SPRT crossing"
+    report = monitor.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
+    assert len(query_log) == 2, "healthy: the traffic matrix alone rules out an SPRT crossing"
     assert "GROUP BY" in query_log[0]
+    assert "ON TRUE" in query_log[1], "the multiple-exposure totals joined to the per-pair counts"
     assert report.traffic.active.shape == (240, 2)
     assert report.sequential_srm.stopped_index == -1
 
     lost = (log.variant == "treatment") & (log.unit_id % 3 == 0)
     query_log.clear()
-    report = xs.LiveMonitor(log[~lost], time_col="ts").run_telemetry_checks([1, 1], freq="h")
+    broken = xs.LiveMonitor(log[~lost], time_col="ts")
+    report = broken.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
     assert report.sequential_srm.srm_detected
-    assert len(query_log) == 2, "the traffic matrix, then the crossing inside the candidate bins"
+    assert len(query_log) == 3, "the traffic matrix, the crossing inside the candidate bins, exposures"
     assert "LIMIT 1" in query_log[1]
 
 
-def test_three_arms_need_one_query(query_log):
+def test_the_anytime_test_needs_no_query_of_its_own(query_log):
+    log = make_log(units=5000, rows=40_000, days=10)
+    lost = (log.variant == "treatment") & (log.unit_id % 3 == 0)
+    report = xs.LiveMonitor(log[~lost], time_col="ts").run_telemetry_checks([1, 1], freq="h")
+    assert report.sequential_srm.srm_detected
+    assert "MULTIPLE_EXPOSURE" not in report.alerts_triggered
+    assert len(query_log) == 2, "the traffic matrix and the multiple-exposure counts"
+    assert not any("LIMIT 1" in q for q in query_log)
+    query_log.clear()
+    report = xs.LiveMonitor(log, time_col="ts").run_telemetry_checks(
+        [1, 1], freq="h", max_multiple_exposure_share=None
+    )
+    assert report.multiple_exposure is None
+    assert len(query_log) == 1, "the traffic matrix alone"
+
+
+def test_three_arms_need_two_queries(query_log):
     monitor = xs.LiveMonitor(make_log(variants=("a", "b", "c")), time_col="ts")
     report = monitor.run_telemetry_checks([1, 1, 1], freq="h")
-    assert len(query_log) == 1
+    assert len(query_log) == 2
+    assert report.sequential_srm.variants == ("a", "b", "c")
+    query_log.clear()
+    report = monitor.run_telemetry_checks([1, 1, 1], freq="h", sequential_method="sprt")
+    assert len(query_log) == 2
     assert "exactly two variants" in report.sequential_srm.message
 
 
 def test_single_checks_send_one_query_each_and_sprt_two(log, query_log):
-    monitor = xs.LiveMonitor(log, time_col="ts")
+    monitor = xs.LiveMonitor(log.assign(variant_group=log.unit_id % 3), time_col="ts")
     monitor.get_binned_traffic(freq="h")
     assert len(query_log) == 1
     monitor.check_live_srm([1, 1])
@@ -47,6 +70,13 @@ def test_single_checks_send_one_query_each_and_sprt_two(log, query_log):
     assert "COUNT(DISTINCT" in query_log[-1]
     monitor.check_sequential_srm(target_treatment_ratio=0.3)
     assert len(query_log) == 4, "a 30% design on a 50/50 log crosses: matrix plus crossing"
+    monitor.check_anytime_srm([7, 3])
+    assert len(query_log) == 5
+    monitor.check_multiple_exposure()
+    assert len(query_log) == 6
+    monitor.check_srm_by("variant_group", [1, 1])
+    assert len(query_log) == 7
+    assert "COUNT(DISTINCT" in query_log[-1]
 
 
 def test_live_srm_from_the_matrix_equals_the_distinct_count_query(log):

@@ -6,41 +6,38 @@ sends a query, receives a small matrix, hands it to a pure function and dispatch
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from xpyrment_sql import queries
+from xpyrment_sql import assignment, queries
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import (
+    AnytimeSRMResult,
     DispatchOutcome,
     LiveSRMResult,
+    MultipleExposureResult,
+    SegmentSRMResult,
     SequentialSRMResult,
     TelemetryReport,
     TrafficAnomalyResult,
     TrafficMatrix,
-    frozen_array,
 )
 from xpyrment_sql.source import EngineSettings, Source, open_source
 from xpyrment_sql.stats.anomaly import check_anomaly_parameters, traffic_drop_test
+from xpyrment_sql.stats.segment_srm import check_min_expected_units
 from xpyrment_sql.stats.srm import (
+    DEFAULT_CONCENTRATION,
     check_alpha,
+    check_concentration,
+    check_gates,
     check_sprt_parameters,
     chi_square_srm,
-    expected_shares,
-    find_control,
-    sprt_coefficients,
-    sprt_log_likelihood_ratio,
-    sprt_search_bins,
 )
 from xpyrment_sql.traffic import traffic_matrix
-
-logger = logging.getLogger(__name__)
 
 Ratios = Sequence[float] | Mapping[Any, float]
 
@@ -152,7 +149,12 @@ class LiveMonitor:
         return traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold, drop_threshold)
 
     def check_live_srm(
-        self, expected_ratios: Ratios, variant_col: str | None = None, alpha: float = 0.001
+        self,
+        expected_ratios: Ratios,
+        variant_col: str | None = None,
+        alpha: float = 0.001,
+        min_units: int = 0,
+        min_deviation: float = 0.0,
     ) -> LiveSRMResult:
         """Chi-square SRM test on distinct units per variant (one ``COUNT(DISTINCT)`` query).
 
@@ -161,15 +163,56 @@ class LiveMonitor:
                 ``{variant: ratio}``.
             variant_col: Variant column (default: the monitor's).
             alpha: Significance level; ``srm_detected`` is ``p_value < alpha``.
+            min_units: No verdict (and a message saying so) while a variant has fewer units.
+            min_deviation: An SRM counts only when some variant's observed share is off its expected
+                share by more than this (absolute, e.g. ``0.005`` for half a point).
         """
         check_alpha(alpha)
-        _check_ratio_values(expected_ratios)
+        check_gates(min_units, min_deviation)
+        assignment.check_ratio_values(expected_ratios)
         column = self._variant(variant_col)
         units = self.source.execute(queries.units_per_variant(self.source, column, self.until))
         units = units.sort_values("variant")
         return chi_square_srm(
-            units["units"].to_numpy(), expected_ratios, tuple(units["variant"].tolist()), alpha
+            units["units"].to_numpy(),
+            expected_ratios,
+            tuple(units["variant"].tolist()),
+            alpha,
+            min_units,
+            min_deviation,
         )
+
+    def check_anytime_srm(
+        self,
+        expected_ratios: Ratios,
+        variant_col: str | None = None,
+        freq: str = "D",
+        alpha: float = 0.01,
+        concentration: float = DEFAULT_CONCENTRATION,
+        min_units: int = 0,
+        min_deviation: float = 0.0,
+    ) -> AnytimeSRMResult:
+        """Anytime-valid SRM test for any number of arms (Dirichlet-multinomial mixture; one query).
+
+        Valid however often it is re-run: the p-value after each ``freq`` bin is
+        ``min(1, min_{s <= t} 1 / BF_s)``, computed from the cumulative units per variant alone
+        (see :func:`xpyrment_sql.stats.srm.anytime_log_bayes_factors`).
+
+        Args:
+            expected_ratios: Designed ratios (list aligned with sorted variant names, or dict).
+            variant_col: Variant column (default: the monitor's).
+            freq: Bin size; the test looks at the end of every bin.
+            alpha: Level; the test stops at the first bin whose p-value is at most ``alpha``.
+            concentration: Total weight of the Dirichlet prior around the designed shares.
+            min_units: No verdict while a variant has fewer units.
+            min_deviation: An SRM counts only when some share is off by more than this (absolute).
+        """
+        check_alpha(alpha)
+        check_concentration(concentration)
+        check_gates(min_units, min_deviation)
+        assignment.check_ratio_values(expected_ratios)
+        matrix = self.traffic_matrix(variant_col, freq)
+        return assignment.anytime(matrix, expected_ratios, alpha, concentration, min_units, min_deviation)
 
     def check_sequential_srm(
         self,
@@ -186,7 +229,46 @@ class LiveMonitor:
         """
         check_sprt_parameters(target_treatment_ratio, delta, alpha)
         matrix = self.traffic_matrix(variant_col, freq)
-        return self._sequential(matrix, target_treatment_ratio, delta, alpha)
+        return assignment.sprt(self.source, matrix, target_treatment_ratio, delta, alpha, self.tz, self.until)
+
+    def check_multiple_exposure(
+        self, variant_col: str | None = None, max_share: float = 0.01
+    ) -> MultipleExposureResult:
+        """Units seen under more than one variant, in total and per pair of variants (one query).
+
+        ``multiple_exposure_detected`` is ``share > max_share``. Such units still count once in each
+        of their variants in the traffic and SRM checks (see :mod:`xpyrment_sql.assignment`).
+        """
+        max_share = assignment.check_max_share(max_share)
+        return assignment.multiple_exposure(self.source, self._variant(variant_col), self.until, max_share)
+
+    def check_srm_by(
+        self,
+        dimension_cols: str | Sequence[str],
+        expected_ratios: Ratios,
+        variant_col: str | None = None,
+        alpha: float = 0.001,
+        min_expected_units: float = 10.0,
+    ) -> SegmentSRMResult:
+        """Chi-square SRM per segment, Bonferroni-corrected, ranked by contribution (one query).
+
+        Args:
+            dimension_cols: Column(s) whose value combinations are the segments (low cardinality:
+                one row per segment and variant comes back).
+            expected_ratios: Designed ratios (list aligned with sorted variant names, or dict).
+            variant_col: Variant column (default: the monitor's).
+            alpha: Family-wise level across the segments tested.
+            min_expected_units: Segments where an arm expects fewer units are pooled into
+                ``"(other)"``; the pool is skipped if it is still too small.
+        """
+        check_alpha(alpha)
+        check_min_expected_units(min_expected_units)
+        assignment.check_ratio_values(expected_ratios)
+        column = self._variant(variant_col)
+        dimensions = assignment.check_dimension_cols(self.source, dimension_cols, column)
+        return assignment.srm_by_segment(
+            self.source, column, dimensions, self.until, expected_ratios, alpha, min_expected_units
+        )
 
     def run_telemetry_checks(
         self,
@@ -197,47 +279,78 @@ class LiveMonitor:
         z_threshold: float = 3.0,
         srm_alpha: float = 0.001,
         sequential_alpha: float = 0.01,
+        sequential_method: str = "anytime",
+        concentration: float = DEFAULT_CONCENTRATION,
+        min_units: int = 0,
+        min_deviation: float = 0.0,
+        max_multiple_exposure_share: float | None = 0.01,
     ) -> TelemetryReport:
-        """Traffic anomaly, chi-square SRM and sequential SRM, with alerts dispatched.
+        """Traffic anomaly, chi-square SRM, sequential SRM and multiple exposure, with alerts dispatched.
 
-        At most two queries reach the backend: the traffic matrix, and (for two arms) the SPRT's
-        first crossing. An SRM from either test sets the sticky ``shutoff_triggered`` flag.
+        The sequential check is the anytime-valid test (any number of arms, computed from the traffic
+        matrix) or, with ``sequential_method="sprt"``, the seed's two-arm SPRT, which ignores
+        ``min_units`` and ``min_deviation``. At most three queries reach the backend: the traffic
+        matrix, the multiple-exposure counts (skipped with ``max_multiple_exposure_share=None``),
+        and for the SPRT its first crossing when the per-bin counts allow one. An SRM from either
+        test sets the sticky ``shutoff_triggered`` flag; multiple exposure alerts without it.
         """
         check_anomaly_parameters(window, z_threshold, 0.5)
         check_alpha(srm_alpha, "srm_alpha")
         check_alpha(sequential_alpha, "sequential_alpha")
-        _check_ratio_values(expected_ratios)
-        matrix = self.traffic_matrix(variant_col, freq)
+        assignment.check_sequential_method(sequential_method)
+        check_concentration(concentration)
+        check_gates(min_units, min_deviation)
+        if max_multiple_exposure_share is not None:
+            assignment.check_max_share(max_multiple_exposure_share, "max_multiple_exposure_share")
+        assignment.check_ratio_values(expected_ratios)
+        column = self._variant(variant_col)
+        matrix = self._traffic(column, parse_freq(freq, self.tz))
         anomaly = traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold)
-        live = chi_square_srm(matrix.units, expected_ratios, matrix.variants, srm_alpha)
-        sequential = self._sequential_for_ratios(matrix, expected_ratios, sequential_alpha)
+        live = chi_square_srm(
+            matrix.units, expected_ratios, matrix.variants, srm_alpha, min_units, min_deviation
+        )
+        if sequential_method == "anytime":
+            sequential: AnytimeSRMResult | SequentialSRMResult = assignment.anytime(
+                matrix, expected_ratios, sequential_alpha, concentration, min_units, min_deviation
+            )
+        else:
+            sequential = assignment.sprt_for_ratios(
+                self.source, matrix, expected_ratios, sequential_alpha, self.tz, self.until
+            )
+        exposure = None
+        if max_multiple_exposure_share is not None:
+            exposure = assignment.multiple_exposure(
+                self.source, column, self.until, max_multiple_exposure_share
+            )
 
-        alerts: list[tuple[str, str, Any]] = []
-        if anomaly.anomaly_detected:
-            alerts.append(
-                (
-                    "TRAFFIC_DROP_ANOMALY",
-                    f"Traffic dropout anomaly detected in the latest bin! {anomaly.message}",
-                    anomaly,
-                )
-            )
-        if live.srm_detected:
-            alerts.append(
-                (
-                    "SRM_SHUTOFF_TRIGGERED",
-                    f"Critical Sample Ratio Mismatch (SRM) detected! Shutoff triggered. {live.message}",
-                    live,
-                )
-            )
-        if sequential.srm_detected:
-            alerts.append(
-                (
-                    "SEQUENTIAL_SRM_TRIGGERED",
-                    "Sequential SPRT Sample Ratio Mismatch detected! Shutoff triggered. "
-                    f"{sequential.message}",
-                    sequential,
-                )
-            )
+        name = "anytime-valid" if sequential_method == "anytime" else "SPRT"
+        candidates = [
+            (
+                anomaly.anomaly_detected,
+                "TRAFFIC_DROP_ANOMALY",
+                f"Traffic dropout anomaly detected in the latest bin! {anomaly.message}",
+                anomaly,
+            ),
+            (
+                live.srm_detected,
+                "SRM_SHUTOFF_TRIGGERED",
+                f"Critical Sample Ratio Mismatch (SRM) detected! Shutoff triggered. {live.message}",
+                live,
+            ),
+            (
+                sequential.srm_detected,
+                "SEQUENTIAL_SRM_TRIGGERED",
+                f"Sequential {name} Sample Ratio Mismatch detected! Shutoff triggered. {sequential.message}",
+                sequential,
+            ),
+            (
+                exposure is not None and exposure.multiple_exposure_detected,
+                "MULTIPLE_EXPOSURE",
+                f"Units exposed to several variants! {exposure.message if exposure else ''}",
+                exposure,
+            ),
+        ]
+        alerts = [(kind, message, payload) for fired, kind, message, payload in candidates if fired]
         if live.srm_detected or sequential.srm_detected:
             self.shutoff_triggered = True
         dispatches = tuple(self._dispatch(kind, message, payload) for kind, message, payload in alerts)
@@ -249,6 +362,7 @@ class LiveMonitor:
             sequential_srm=sequential,
             traffic=matrix,
             dispatches=tuple(d for d in dispatches if d is not None),
+            multiple_exposure=exposure,
         )
 
     def _variant(self, variant_col: str | None) -> str:
@@ -268,98 +382,10 @@ class LiveMonitor:
         last_key = bins.key_of(self.until) if self.until is not None else None
         return traffic_matrix(counts, bins, variant_col, last_key)
 
-    def _sequential_for_ratios(
-        self, matrix: TrafficMatrix, expected_ratios: Ratios, alpha: float, delta: float = 0.02
-    ) -> SequentialSRMResult:
-        if len(matrix.variants) != 2:
-            return self._sequential(matrix, 0.5, delta, alpha)
-        shares = expected_shares(expected_ratios, matrix.variants)
-        _, treatment = find_control(matrix.variants)
-        p0 = float(shares[matrix.variants.index(treatment)])
-        if not (p0 - delta > 0 and p0 + delta < 1):
-            return SequentialSRMResult(
-                False,
-                f"Sequential SPRT skipped: the designed treatment share {p0:.4f} leaves no room for "
-                f"alternatives at +/- delta={delta}.",
-            )
-        return self._sequential(matrix, p0, delta, alpha)
-
-    def _sequential(
-        self, matrix: TrafficMatrix, target_treatment_ratio: float, delta: float, alpha: float
-    ) -> SequentialSRMResult:
-        if not matrix.variants:
-            return SequentialSRMResult(False, "No assignment data available.")
-        if len(matrix.variants) != 2:
-            logger.warning("Sequential SRM (SPRT) is only supported for two-arm (binary) experiments.")
-            return SequentialSRMResult(
-                False, "Sequential SRM SPRT is only supported for exactly two variants."
-            )
-        control, treatment = find_control(matrix.variants)
-        new_treatment = matrix.new[:, matrix.variants.index(treatment)]
-        new_total = matrix.new.sum(axis=1)
-        log_lr = sprt_log_likelihood_ratio(
-            np.cumsum(new_treatment), np.cumsum(new_total), target_treatment_ratio, delta
-        )
-        search = sprt_search_bins(new_treatment, new_total, target_treatment_ratio, delta, alpha)
-        crossing = pd.DataFrame({"stopped_index": [], "stopped_at": []})
-        if search is not None:
-            first, last = search
-            edges = parse_freq(matrix.freq, self.tz).labels(
-                np.array([matrix.first_key + first, matrix.first_key + last + 1])
-            )
-            window = queries.SequenceWindow(
-                since=as_utc(edges[0]),
-                before=as_utc(edges[1]),
-                units_before=int(new_total[:first].sum()),
-                treatment_before=int(new_treatment[:first].sum()),
-            )
-            crossing = self.source.execute(
-                queries.first_sprt_crossing(
-                    self.source,
-                    matrix.variant_col,
-                    treatment,
-                    sprt_coefficients(target_treatment_ratio, delta),
-                    float(np.log(1.0 / alpha)),
-                    window,
-                    self.until,
-                )
-            )
-        stopped_index = int(crossing["stopped_index"].iloc[0]) if len(crossing) else -1
-        detected = stopped_index >= 0
-        with np.errstate(over="ignore"):
-            likelihood_ratios = np.exp(log_lr)
-        return SequentialSRMResult(
-            srm_detected=detected,
-            message=(f"Sequential SPRT finished. SRM detected: {detected} at index {stopped_index}."),
-            stopped_index=stopped_index,
-            running_likelihood_ratios=frozen_array(likelihood_ratios),
-            running_log_likelihood_ratios=frozen_array(log_lr),
-            bins=matrix.bins,
-            stopped_at=pd.Timestamp(crossing["stopped_at"].iloc[0]) if detected else None,
-            control=control,
-            treatment=treatment,
-            target_treatment_ratio=target_treatment_ratio,
-            delta=delta,
-            alpha=alpha,
-        )
-
     def _dispatch(self, alert_type: str, message: str, payload: Any) -> DispatchOutcome | None:
         if self.dispatcher is None:
             return None
         return self.dispatcher.dispatch(alert_type, message, payload)
-
-
-def _check_ratio_values(expected_ratios: Ratios) -> None:
-    """Reject non-positive ratios before any query runs (alignment is checked against the data)."""
-    values = expected_ratios.values() if isinstance(expected_ratios, Mapping) else expected_ratios
-    try:
-        numbers = np.asarray(list(values), dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(
-            f"expected_ratios must be a list of numbers or a dict {{variant: ratio}}; got {expected_ratios!r}"
-        ) from exc
-    if numbers.size == 0 or not np.all(np.isfinite(numbers)) or np.any(numbers <= 0):
-        raise ParameterError(f"expected_ratios must be positive numbers; got {expected_ratios!r}")
 
 
 def _parse_until(until: Any) -> pd.Timestamp | None:

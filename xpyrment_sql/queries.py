@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -19,11 +19,20 @@ from xpyrment_sql.bins import BinSpec, Chunk, utc_offsets
 from xpyrment_sql.source import Source
 
 
-def exposures(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:
-    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or after ``until``, are dropped."""
+def exposures(
+    source: Source,
+    variant_col: str,
+    until: pd.Timestamp | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> ir.Table:
+    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or after ``until``, are dropped.
+
+    ``extra`` maps further output names to source columns (kept as they are, nulls included).
+    """
     table = source.table
     ts = source.timestamp()
-    rows = table.select(ts=ts, variant=table[variant_col], unit=table[source.unit_col])
+    kept = {name: table[column] for name, column in (extra or {}).items()}
+    rows = table.select(ts=ts, variant=table[variant_col], unit=table[source.unit_col], **kept)
     keep = rows.ts.notnull() & rows.variant.notnull() & rows.unit.notnull()
     if until is not None:
         keep &= rows.ts <= instant(rows.ts, until)
@@ -104,6 +113,56 @@ def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | No
     """``COUNT(DISTINCT unit)`` per variant: the cumulative traffic at the last bin, without bins."""
     rows = exposures(source, variant_col, until)
     return rows.group_by("variant").aggregate(units=rows.unit.nunique())
+
+
+def multiple_exposure_counts(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:
+    """Units seen under more than one variant, with the units each pair of variants shares: one query.
+
+    From the distinct (variant, unit) pairs, a grouped count per unit gives the distinct ``units``
+    and the ``multiple`` ones (two or more variants). Only the multiple units' pairs are joined with
+    themselves on ``unit`` (``first_variant < second_variant``) and counted per pair of variants.
+    The totals are left-joined to the pair counts on ``TRUE``, so one row comes back even when no
+    unit is shared.
+
+    Returns:
+        Columns ``units``, ``multiple`` (repeated on every row), ``first_variant``,
+        ``second_variant``, ``pair_units`` (null when no unit is shared): one row per pair.
+    """
+    rows = exposures(source, variant_col, until)
+    pairs = rows.select("variant", "unit").distinct()
+    per_unit = pairs.group_by("unit").aggregate(variants=pairs.count())
+    totals = per_unit.aggregate(
+        units=per_unit.count(), multiple=ibis.ifelse(per_unit.variants > 1, 1, 0).sum()
+    )
+    shared = pairs.join(per_unit.filter(per_unit.variants > 1).select("unit"), "unit")
+    other = shared.view()
+    both = shared.join(other, [shared.unit == other.unit, shared.variant < other.variant])
+    per_pair = both.group_by(first_variant=both.variant, second_variant=both.variant_right).aggregate(
+        pair_units=both.count()
+    )
+    return totals.left_join(per_pair, ibis.literal(True)).select(
+        "units", "multiple", "first_variant", "second_variant", "pair_units"
+    )
+
+
+def segment_units(
+    source: Source,
+    variant_col: str,
+    dimension_cols: Sequence[str],
+    until: pd.Timestamp | None = None,
+) -> ir.Table:
+    """``COUNT(DISTINCT unit)`` per (segment, variant); a segment is a combination of dimension values.
+
+    Dimensions are renamed ``dim0, dim1, ...`` inside the query, so a dimension called ``unit`` or
+    ``variant`` cannot collide with the reduced columns. Null dimension values form their own segment.
+    A unit seen in two segments counts once in each.
+
+    Returns:
+        Columns ``dim0 .. dim{d-1}``, ``variant``, ``units``: one row per non-empty (segment, variant).
+    """
+    names = [f"dim{i}" for i in range(len(dimension_cols))]
+    rows = exposures(source, variant_col, until, dict(zip(names, dimension_cols, strict=True)))
+    return rows.group_by([*names, "variant"]).aggregate(units=rows.unit.nunique())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xpyrment_sql.results import TelemetryReport
+from xpyrment_sql.results import AnytimeSRMResult, TelemetryReport
 
 _RECENT_BINS = 6
 
@@ -25,8 +25,11 @@ def format_report(report: TelemetryReport, source_name: str) -> str:
     lines += [
         _row("traffic anomaly", report.traffic_anomaly.anomaly_detected, _anomaly_detail(report)),
         _row("SRM (chi-square)", report.cumulative_srm.srm_detected, _srm_detail(report)),
-        _row("sequential SRM (SPRT)", report.sequential_srm.srm_detected, _sequential_detail(report)),
+        _row(_sequential_name(report), report.sequential_srm.srm_detected, _sequential_detail(report)),
     ]
+    if report.multiple_exposure is not None:
+        exposure = report.multiple_exposure
+        lines.append(_row("multiple exposure", exposure.multiple_exposure_detected, exposure.message))
     if traffic.variants:
         recent = traffic.binned().tail(_RECENT_BINS)
         lines += ["", f"distinct units in the last {len(recent)} bins:", recent.to_string()]
@@ -69,8 +72,16 @@ def _srm_detail(report: TelemetryReport) -> str:
     return f"p = {srm.p_value:.3g} (alpha {srm.alpha:g}); {shares}"
 
 
+def _sequential_name(report: TelemetryReport) -> str:
+    if isinstance(report.sequential_srm, AnytimeSRMResult):
+        return "anytime-valid SRM"
+    return "sequential SRM (SPRT)"
+
+
 def _sequential_detail(report: TelemetryReport) -> str:
     sequential = report.sequential_srm
+    if isinstance(sequential, AnytimeSRMResult):
+        return sequential.message
     if sequential.srm_detected:
         return f"crossed 1/alpha at unit #{sequential.stopped_index:,} ({sequential.stopped_at})"
     if sequential.treatment is None:

@@ -153,7 +153,9 @@ class TrafficMatrix(Result):
 class LiveSRMResult(Result):
     """Chi-square goodness of fit of distinct units per variant against the designed shares.
 
-    ``srm_detected`` is ``p_value < alpha``.
+    ``srm_detected`` is ``p_value < alpha`` when every variant has at least ``min_units`` units
+    (``enough_units``) and ``max_share_deviation``, the largest ``|observed share - expected share|``,
+    exceeds ``min_deviation``.
     """
 
     srm_detected: bool
@@ -165,6 +167,97 @@ class LiveSRMResult(Result):
     variants: tuple[Any, ...] = ()
     expected_counts: tuple[float, ...] = ()
     chi_square: float = 0.0
+    max_share_deviation: float = 0.0
+    enough_units: bool = True
+    min_units: int = 0
+    min_deviation: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AnytimeSRMResult(Result):
+    """The Dirichlet-multinomial mixture test (anytime-valid) evaluated at the end of every bin.
+
+    ``running_p_values[t] = min(1, min_{s <= t} 1 / BF_s)``. The test stops at the first bin
+    (``stopped_index``, 0-based, -1 if never; ``stopped_at`` is that bin's start) whose p-value is at
+    most ``alpha`` while every variant has ``min_units`` units and some variant's share is off its
+    expected share by more than ``min_deviation``. Once stopped, ``srm_detected`` stays True.
+    """
+
+    srm_detected: bool
+    message: str
+    p_value: float = 1.0
+    log_bayes_factor: float = 0.0
+    running_p_values: np.ndarray = dataclasses.field(default_factory=lambda: frozen_array([]))
+    running_log_bayes_factors: np.ndarray = dataclasses.field(default_factory=lambda: frozen_array([]))
+    bins: pd.DatetimeIndex = dataclasses.field(default_factory=lambda: pd.DatetimeIndex([]))
+    stopped_index: int = -1
+    stopped_at: pd.Timestamp | None = None
+    variants: tuple[Any, ...] = ()
+    observed_counts: tuple[int, ...] = ()
+    observed_shares: tuple[float, ...] = ()
+    expected_shares: tuple[float, ...] = ()
+    max_share_deviation: float = 0.0
+    enough_units: bool = True
+    alpha: float = 0.01
+    concentration: float = 10_000.0
+    min_units: int = 0
+    min_deviation: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MultipleExposureResult(Result):
+    """Units seen under more than one variant.
+
+    Attributes:
+        multiple_exposure_detected: ``share > max_share``.
+        units: Distinct units in the log.
+        multiple_units: Units seen under two or more variants.
+        share: ``multiple_units / units`` (0 for an empty log).
+        pairs: One row per pair of variants sharing units (``first_variant < second_variant``), with
+            ``units`` the units seen under both, most affected pair first. A unit seen under three
+            variants appears in each of its three pairs.
+    """
+
+    multiple_exposure_detected: bool
+    message: str
+    units: int
+    multiple_units: int
+    share: float
+    max_share: float
+    pairs: pd.DataFrame
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SegmentSRMResult(Result):
+    """Chi-square SRM per segment, Bonferroni-corrected, ranked by contribution to the overall mismatch.
+
+    Attributes:
+        srm_detected: Some tested segment has ``adjusted_p_value < alpha``.
+        table: One row per tested segment plus, if any, the pooled small segments (``segment`` =
+            ``"(other)"``), ranked by ``contribution`` (largest first). Columns: ``segment``, the
+            dimension columns, ``units``, ``chi_square``, ``p_value``, ``adjusted_p_value``,
+            ``srm_detected``, ``tested``, ``contribution``, ``contribution_share``, and
+            ``excess_<variant>`` (observed minus expected units) for every variant.
+        overall_chi_square: ``X^2`` of the counts summed over segments; the ``contribution`` column
+            sums to it.
+        tested_segments: Number of chi-square tests the Bonferroni correction divides ``alpha`` by.
+        pooled_segments: Segments too small to test alone, tested together as ``"(other)"``.
+        skipped_segments: Segments not tested at all (the pool itself was too small).
+    """
+
+    srm_detected: bool
+    message: str
+    alpha: float
+    dimension_cols: tuple[str, ...]
+    variants: tuple[Any, ...]
+    expected_shares: tuple[float, ...]
+    table: pd.DataFrame
+    overall_chi_square: float
+    overall_p_value: float
+    tested_segments: int
+    pooled_segments: tuple[str, ...] = ()
+    skipped_segments: tuple[str, ...] = ()
+    min_expected_units: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -195,15 +288,18 @@ class TelemetryReport(Result):
     """Everything ``run_telemetry_checks`` found, read like the seed's dict.
 
     ``shutoff_triggered`` is sticky on the monitor: once an SRM fired it stays True.
+    ``sequential_srm`` is the anytime-valid test's record, or the SPRT's with
+    ``sequential_method="sprt"``; ``multiple_exposure`` is ``None`` when that check was switched off.
     """
 
     shutoff_triggered: bool
     alerts_triggered: tuple[str, ...]
     traffic_anomaly: TrafficAnomalyResult
     cumulative_srm: LiveSRMResult
-    sequential_srm: SequentialSRMResult
+    sequential_srm: AnytimeSRMResult | SequentialSRMResult
     traffic: TrafficMatrix
     dispatches: tuple[DispatchOutcome, ...] = ()
+    multiple_exposure: MultipleExposureResult | None = None
 
     @property
     def healthy(self) -> bool:

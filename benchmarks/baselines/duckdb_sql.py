@@ -1,0 +1,107 @@
+"""Hand-written DuckDB SQL baseline: exact semantics, two queries through the ``duckdb`` Python API.
+
+1. The matrix: distinct (bin, variant, unit) triples; active units = triples per (bin, variant), new
+   units = pairs per first bin (``MIN(bin)`` per (unit, variant) over the triples).
+2. The SPRT's first crossing, only when the per-bin counts say some bin can cross: the pairs first
+   seen in those bins, in (first ts, unit, variant) order, with running counts from window functions.
+
+Bins are ``CAST(FLOOR((EPOCH(ts) + origin) / width) AS BIGINT)``. ``XPYRMENT_MEMORY_LIMIT`` (set by
+``run.py --mem-limit``) becomes DuckDB's ``memory_limit``, as for the xpyrment implementation.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import duckdb
+
+from benchmarks.baselines.common import SearchWindow, cli, dense, exact_output, parse_freq
+
+_NOT_NULL = "unit_id IS NOT NULL AND variant IS NOT NULL AND ts IS NOT NULL"
+
+MATRIX_SQL = """
+WITH triples AS (
+    SELECT DISTINCT CAST(FLOOR((EPOCH(ts) + {origin}) / {width}) AS BIGINT) AS b, variant AS v, unit_id AS u
+    FROM read_parquet({path})
+    WHERE {not_null}
+), active AS (
+    SELECT b, v, COUNT(*) AS active FROM triples GROUP BY b, v
+), new AS (
+    SELECT b, v, COUNT(*) AS new
+    FROM (SELECT MIN(b) AS b, v FROM triples GROUP BY u, v)
+    GROUP BY b, v
+)
+SELECT b, v, active, COALESCE(new, 0) AS new FROM active LEFT JOIN new USING (b, v)
+"""
+
+CROSSING_SQL = """
+WITH firsts AS (
+    SELECT unit_id AS u, variant AS v, MIN(ts) AS t
+    FROM read_parquet({path})
+    WHERE {not_null} AND ts < make_timestamp({before_us}::BIGINT)
+    GROUP BY u, v
+), running AS (
+    SELECT ROW_NUMBER() OVER w AS i, {k0} + SUM(CAST(v = {treatment} AS BIGINT)) OVER w AS k
+    FROM firsts
+    WHERE t >= make_timestamp({since_us}::BIGINT)
+    WINDOW w AS (ORDER BY t, u, v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), scored AS (
+    SELECT i, k * {a_up} + ({n0} + i - k) * {b_up} AS up, k * {a_dn} + ({n0} + i - k) * {b_dn} AS dn
+    FROM running
+)
+SELECT MIN(i) FROM scored
+WHERE GREATEST(up, dn) + LN(1 + EXP(-ABS(up - dn))) + LN(0.5) >= {threshold}
+"""
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory connection, with ``memory_limit`` from ``XPYRMENT_MEMORY_LIMIT`` if set."""
+    con = duckdb.connect()
+    limit = os.environ.get("XPYRMENT_MEMORY_LIMIT")
+    if limit:
+        con.execute(f"SET memory_limit = {_quote(limit)}")
+    return con
+
+
+def run(path: str, freq: str, ratios: list[float]) -> dict[str, Any]:
+    """Traffic matrix, anomaly, chi-square and SPRT over the Parquet log at ``path`` in DuckDB SQL."""
+    bins = parse_freq(freq)
+    con = connect()
+    source = _quote(path)
+    matrix_sql = MATRIX_SQL.format(origin=bins.origin, width=bins.width, path=source, not_null=_NOT_NULL)
+    counts = con.execute(matrix_sql).fetchnumpy()
+    first_key, variants, (active, new) = dense(counts["b"], counts["v"], [counts["active"], counts["new"]])
+
+    def crossing(window: SearchWindow) -> int:
+        test = window.test
+        sql = CROSSING_SQL.format(
+            path=source,
+            not_null=_NOT_NULL,
+            since_us=(window.first_key * bins.width - bins.origin) * 1_000_000,
+            before_us=((window.last_key + 1) * bins.width - bins.origin) * 1_000_000,
+            treatment=_quote(window.treatment),
+            k0=window.treatment_before,
+            n0=window.units_before,
+            a_up=repr(test.a_up),
+            b_up=repr(test.b_up),
+            a_dn=repr(test.a_dn),
+            b_dn=repr(test.b_dn),
+            threshold=repr(test.threshold),
+        )
+        (found,) = con.execute(sql).fetchone()
+        return -1 if found is None else window.units_before + int(found) - 1
+
+    try:
+        return exact_output("duckdb_sql", freq, bins, first_key, variants, active, new, ratios, crossing)
+    finally:
+        con.close()
+
+
+if __name__ == "__main__":
+    cli(run)

@@ -1,0 +1,76 @@
+"""The benchmark suite's smoke run: every implementation, each in its own process, must agree.
+
+Exact implementations (xpyrment, hand-written DuckDB SQL, Polars) must match on every checksum;
+the seed's pandas code only on what it defines the same way (the binned active matrix on the bins it
+shows, and the anomaly test), and it must overcount units on a log where units return.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import run
+from benchmarks.baselines import EXACT, SEED
+
+
+def _bench(tmp_path: Path, *extra: str) -> run.Size:
+    args = run.parse_args(
+        ["--data-dir", str(tmp_path), "--repeats", "1", "--timeout", "120", "--no-write", *extra]
+    )
+    (size,) = run.benchmark(args)
+    return size
+
+
+def _assert_all_agree(size: run.Size) -> None:
+    failures = {impl: r.reason for impl, runs in size.runs.items() for r in runs if not r.ok}
+    assert not failures
+    assert not size.problems
+    assert size.reference == "xpyrment"
+    for impl in size.runs:
+        assert size.verdicts[impl] == "ref" or size.verdicts[impl].startswith("yes"), size.verdicts
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> run.Size:
+    """The ``--smoke`` benchmark: 100k rows, one run of each of the four implementations."""
+    return _bench(tmp_path_factory.mktemp("smoke"), "--smoke")
+
+
+def test_smoke_runs_all_four_implementations(smoke):
+    assert list(smoke.runs) == [*EXACT, *SEED]
+    assert all(len(runs) == 1 for runs in smoke.runs.values())
+    assert all(r.max_rss_kb > 0 and r.run_s is not None for runs in smoke.runs.values() for r in runs)
+
+
+def test_smoke_checksums_agree(smoke):
+    _assert_all_agree(smoke)
+
+
+def test_smoke_exercises_the_sprt_crossing(smoke):
+    # The default planted SRM is strong enough for the SPRT to stop, so the first-crossing search of
+    # every exact implementation is compared, not just "never stopped".
+    reference = smoke.runs["xpyrment"][0].output
+    assert reference["sprt"]["stopped_index"] >= 0
+
+
+def test_seed_overcounts_returning_units(smoke):
+    assert smoke.overcount is not None
+    assert smoke.overcount > 0
+    seed = smoke.runs["pandas_seed"][0].output
+    assert seed["semantics"]["cumulative"] == "seed"
+
+
+def test_empty_bins_are_filled_and_the_seed_is_compared_on_observed_bins(tmp_path):
+    # An outage keeping 0.2% of rows leaves hours without traffic inside the span: exact
+    # implementations show them as zero rows, the seed's pivot drops them.
+    size = _bench(tmp_path, "--rows", "3e4", "--srm", "none", "--drop", "0.002:0.6")
+    _assert_all_agree(size)
+    exact = size.runs["xpyrment"][0].output
+    seed = size.runs["pandas_seed"][0].output
+    assert len(seed["bins"]) < len(exact["bins"])
+    assert "anomaly n/a" in size.verdicts["pandas_seed"]
