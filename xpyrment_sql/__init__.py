@@ -12,16 +12,29 @@ from xpyrment_sql.errors import (
     SourceError,
     XpyrmentError,
 )
+from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.metric_results import GuardrailReport, GuardrailResult, MetricResult, MetricsReport
+from xpyrment_sql.metrics import MeanMetric, ProportionMetric, RatioMetric, calculate_metrics
 from xpyrment_sql.monitor import LiveMonitor
 
 __all__ = [
     "ColumnError",
     "DataError",
+    "GuardrailMetric",
+    "GuardrailReport",
+    "GuardrailResult",
     "LiveMonitor",
+    "MeanMetric",
+    "MetricResult",
+    "MetricsReport",
     "ParameterError",
+    "ProportionMetric",
+    "RatioMetric",
     "SourceError",
     "WebhookAlertDispatcher",
     "XpyrmentError",
+    "calculate_metrics",
+    "check_guardrails",
 ]
 
 __version__ = "0.1.0"

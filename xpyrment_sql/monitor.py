@@ -15,6 +15,9 @@ from xpyrment_sql import assignment, queries
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
 from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.metric_results import GuardrailReport, MetricsReport
+from xpyrment_sql.metrics import Metric, calculate_metrics
 from xpyrment_sql.results import (
     AnytimeSRMResult,
     DispatchOutcome,
@@ -284,6 +287,7 @@ class LiveMonitor:
         min_units: int = 0,
         min_deviation: float = 0.0,
         max_multiple_exposure_share: float | None = 0.01,
+        guardrails: Sequence[GuardrailMetric] = (),
     ) -> TelemetryReport:
         """Traffic anomaly, chi-square SRM, sequential SRM and multiple exposure, with alerts dispatched.
 
@@ -293,6 +297,9 @@ class LiveMonitor:
         matrix, the multiple-exposure counts (skipped with ``max_multiple_exposure_share=None``),
         and for the SPRT its first crossing when the per-bin counts allow one. An SRM from either
         test sets the sticky ``shutoff_triggered`` flag; multiple exposure alerts without it.
+        ``guardrails`` adds one query (all guarded metrics at once) and a ``GUARDRAIL_BREACH`` alert per
+        breached guardrail and treatment arm; only guardrails built with ``shutoff=True`` set
+        ``shutoff_triggered``.
         """
         check_anomaly_parameters(window, z_threshold, 0.5)
         check_alpha(srm_alpha, "srm_alpha")
@@ -304,6 +311,7 @@ class LiveMonitor:
             assignment.check_max_share(max_multiple_exposure_share, "max_multiple_exposure_share")
         assignment.check_ratio_values(expected_ratios)
         column = self._variant(variant_col)
+        guarded = self.check_guardrails(guardrails, variant_col=column) if guardrails else None
         matrix = self._traffic(column, parse_freq(freq, self.tz))
         anomaly = traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold)
         live = chi_square_srm(
@@ -350,8 +358,17 @@ class LiveMonitor:
                 exposure,
             ),
         ]
+        candidates += [
+            (
+                True,
+                "GUARDRAIL_BREACH",
+                f"Guardrail breached!{' Shutoff triggered.' if breach.shutoff else ''} {breach.message}",
+                breach,
+            )
+            for breach in (guarded.breaches if guarded is not None else ())
+        ]
         alerts = [(kind, message, payload) for fired, kind, message, payload in candidates if fired]
-        if live.srm_detected or sequential.srm_detected:
+        if live.srm_detected or sequential.srm_detected or (guarded and guarded.shutoff_required):
             self.shutoff_triggered = True
         dispatches = tuple(self._dispatch(kind, message, payload) for kind, message, payload in alerts)
         return TelemetryReport(
@@ -363,7 +380,63 @@ class LiveMonitor:
             traffic=matrix,
             dispatches=tuple(d for d in dispatches if d is not None),
             multiple_exposure=exposure,
+            guardrails=guarded,
         )
+
+    def calculate_metrics(
+        self,
+        metrics: Sequence[Metric],
+        variant_col: str | None = None,
+        control: Any = None,
+        unit_col: str | None = None,
+        covariate_col: str | None = None,
+        alpha: float = 0.05,
+    ) -> MetricsReport:
+        """Every metric against control for every treatment arm, from one grouped query.
+
+        Rows are summed per unit (default: the monitor's unit column) before the statistics, and rows
+        after ``until`` are ignored. See :func:`xpyrment_sql.metrics.calculate_metrics`.
+        """
+        return calculate_metrics(
+            self.source,
+            metrics,
+            self._variant(variant_col),
+            control,
+            self._unit(unit_col),
+            covariate_col,
+            alpha=alpha,
+            until=self.until,
+        )
+
+    def check_guardrails(
+        self,
+        guardrails: Sequence[GuardrailMetric],
+        control: Any = None,
+        unit_col: str | None = None,
+        *,
+        variant_col: str | None = None,
+        covariate_col: str | None = None,
+        alpha: float = 0.05,
+    ) -> GuardrailReport:
+        """Every guardrail on every treatment arm, from one query (see ``guardrails.check_guardrails``).
+
+        Only reports: alerts and ``shutoff_triggered`` come from :meth:`run_telemetry_checks`.
+        """
+        return check_guardrails(
+            self.source,
+            guardrails,
+            self._variant(variant_col),
+            control,
+            self._unit(unit_col),
+            covariate_col=covariate_col,
+            alpha=alpha,
+            until=self.until,
+        )
+
+    def _unit(self, unit_col: str | None) -> str:
+        if unit_col is None:
+            return self.source.unit_col
+        return self.source.require_column(unit_col, "unit_col")
 
     def _variant(self, variant_col: str | None) -> str:
         if variant_col is None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from xpyrment_sql.metric_results import GuardrailReport
 
 
 def to_jsonable(value: Any) -> Any:
@@ -300,6 +303,7 @@ class TelemetryReport(Result):
     traffic: TrafficMatrix
     dispatches: tuple[DispatchOutcome, ...] = ()
     multiple_exposure: MultipleExposureResult | None = None
+    guardrails: GuardrailReport | None = None
 
     @property
     def healthy(self) -> bool:
