@@ -123,3 +123,16 @@ def test_chunked_counts_equal_one_pass_counts(tmp_path):
     )
     per_hour = log.assign(bin=log.ts.dt.floor("h")).groupby(["bin", "variant"]).unit_id.nunique()
     assert chunked.active.sum() == per_hour.sum()
+
+
+def test_hundreds_of_chunks_compile_and_count_the_same(log):
+    monitor = xs.LiveMonitor(log, time_col="ts")
+    bins = parse_freq("h")
+    first = log.ts.min().tz_localize("UTC")
+    last = log.ts.max().tz_localize("UTC")
+    chunks = time_chunks(bins, first, last, rows=10**9, target_rows=1)
+    assert len(chunks) == 120
+    chunked = monitor.source.execute(queries.traffic_counts(monitor.source, "variant", bins, None, chunks))
+    one_pass = monitor.source.execute(queries.traffic_counts(monitor.source, "variant", bins))
+    assert chunked.active.sum() == one_pass.active.sum()
+    assert chunked.new.sum() == one_pass.new.sum()

@@ -118,3 +118,9 @@ def test_sprt_search_bins_always_contain_the_first_crossing(share, p0, sizes, se
     assert search is not None
     first, last = search
     assert first <= bin_of_unit[crossed[0]] <= last
+
+
+def test_a_single_variant_has_nothing_to_mismatch():
+    result = chi_square_srm([250], [1], ("only",))
+    assert result.p_value == 1.0
+    assert not result.srm_detected

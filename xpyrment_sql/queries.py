@@ -7,7 +7,6 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -106,7 +105,15 @@ def _active_units(
         triples = part.select(bin=bin_key(part.ts, bins, until), variant=part.variant, unit=part.unit)
         triples = triples.distinct()
         per_chunk.append(triples.group_by(["bin", "variant"]).aggregate(active=triples.count()))
-    return functools.reduce(ir.Table.union, per_chunk)
+    return _union_all(per_chunk)
+
+
+def _union_all(tables: Sequence[ir.Table]) -> ir.Table:
+    """``UNION ALL`` of ``tables`` as a balanced tree, so hundreds of chunks stay shallow to compile."""
+    if len(tables) == 1:
+        return tables[0]
+    middle = len(tables) // 2
+    return _union_all(tables[:middle]).union(_union_all(tables[middle:]))
 
 
 def units_per_variant(source: Source, variant_col: str, until: pd.Timestamp | None = None) -> ir.Table:

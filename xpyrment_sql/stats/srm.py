@@ -148,7 +148,7 @@ def chi_square_srm(
     counts = np.asarray(observed, dtype=float)
     total = counts.sum()
     expected = shares * total
-    if total > 0:
+    if total > 0 and counts.size > 1:
         statistic, p_value = stats.chisquare(f_obs=counts, f_exp=expected)
     else:
         statistic, p_value = 0.0, 1.0
