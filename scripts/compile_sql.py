@@ -1,0 +1,27 @@
+"""Regenerate ``sql/<dialect>/<query>.sql``: every check's query compiled for every dialect.
+
+Run after changing a query builder: ``python scripts/compile_sql.py``. The test suite fails while the
+files differ from what the code compiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xpyrment_sql.compiled import DIALECTS, check_queries, example_source
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def main() -> None:
+    """Write one file per (dialect, query) for the example schema, at hourly bins."""
+    source = example_source()
+    for dialect in DIALECTS:
+        folder = SQL_DIR / dialect
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, sql in check_queries(source, dialect, freq="h").items():
+            (folder / f"{name}.sql").write_text(sql)
+
+
+if __name__ == "__main__":
+    main()
