@@ -147,6 +147,8 @@ def live_srm(
     total = sum(observed)
     expected = [r * total / sum(ratios) for r in ratios]
     statistic, p_value = stats.chisquare(f_obs=observed, f_exp=expected)
+    if len(observed) < 2:
+        statistic, p_value = 0.0, 1.0  # one variant: no split to mismatch (scipy gives NaN)
     return {
         "srm_detected": bool(p_value < alpha),
         "p_value": float(p_value),
