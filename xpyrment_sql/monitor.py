@@ -6,7 +6,7 @@ sends a query, receives a small matrix, hands it to a pure function and dispatch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -42,7 +42,7 @@ from xpyrment_sql.stats.srm import (
 )
 from xpyrment_sql.traffic import traffic_matrix
 
-Ratios = Sequence[float] | Mapping[Any, float]
+Ratios = assignment.Ratios
 
 
 class LiveMonitor:

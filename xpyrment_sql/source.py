@@ -103,14 +103,13 @@ class Source:
         """Return ``name`` if the table has it, else raise naming the role and the columns present."""
         return require_column(self.schema, name, role)
 
-    def execute(self, expr: ir.Expr) -> pd.DataFrame:
+    def execute(self, expr: ir.Table) -> pd.DataFrame:
         """Run ``expr`` on the source's backend and return the (small) result as a DataFrame.
 
         Every query the library sends goes through here, so there is one place that touches a
         connection, and one place to count queries.
         """
-        result = self.backend.execute(expr)
-        return result if isinstance(result, pd.DataFrame) else pd.DataFrame({"value": [result]})
+        return self.backend.execute(expr)
 
     @property
     def backend_name(self) -> str:
