@@ -7,11 +7,12 @@ sends a query, receives a small matrix, hands it to a pure function and dispatch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from xpyrment_sql import assignment, queries
+from xpyrment_sql import assignment, charts, queries
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
 from xpyrment_sql.errors import ParameterError
@@ -41,6 +42,9 @@ from xpyrment_sql.stats.srm import (
     chi_square_srm,
 )
 from xpyrment_sql.traffic import traffic_matrix
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Ratios = assignment.Ratios
 
@@ -382,6 +386,60 @@ class LiveMonitor:
             multiple_exposure=exposure,
             guardrails=guarded,
         )
+
+    def plot_traffic(
+        self,
+        freq: str = "D",
+        path: str | Path | None = None,
+        *,
+        expected_ratios: Ratios | None = None,
+        variant_col: str | None = None,
+        window: int = 7,
+        z_threshold: float = 3.0,
+        drop_threshold: float = 0.5,
+        alpha: float = 0.01,
+        concentration: float = DEFAULT_CONCENTRATION,
+    ) -> Figure:
+        """Chart the traffic matrix (one query): cumulative units, shares, drops, sequential SRM.
+
+        The four panels are described in :mod:`xpyrment_sql.charts`; needs the ``plot`` extra.
+
+        Args:
+            freq: Bin size.
+            path: Also write the figure here, as PNG or SVG (by the suffix).
+            expected_ratios: Designed ratios (list aligned with sorted variant names, or dict);
+                default an equal split.
+            variant_col: Variant column (default: the monitor's).
+            window: Bins in the drop test's baseline.
+            z_threshold: A bin's z-score below ``-z_threshold`` is a flagged drop.
+            drop_threshold: Relative drop flagged when the baseline has no variance.
+            alpha: Level of the anytime-valid SRM test drawn in the last panel.
+            concentration: Prior weight of the anytime-valid test.
+
+        Returns:
+            The matplotlib Figure (rendered by the Agg canvas; nothing is displayed).
+        """
+        charts.require_matplotlib()
+        if path is not None:
+            charts.check_figure_path(path)
+        check_anomaly_parameters(window, z_threshold, drop_threshold)
+        check_alpha(alpha)
+        check_concentration(concentration)
+        if expected_ratios is not None:
+            assignment.check_ratio_values(expected_ratios)
+        matrix = self.traffic_matrix(variant_col, freq)
+        figure = charts.traffic_figure(
+            matrix,
+            expected_ratios,
+            window=window,
+            z_threshold=z_threshold,
+            drop_threshold=drop_threshold,
+            alpha=alpha,
+            concentration=concentration,
+        )
+        if path is not None:
+            charts.save_figure(figure, path)
+        return figure
 
     def calculate_metrics(
         self,

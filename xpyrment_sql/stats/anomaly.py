@@ -74,3 +74,23 @@ def traffic_drop_test(
         float(z_score),
         f"Z-score = {z_score:.4f}. Anomaly detected: {anomaly}.",
     )
+
+
+def drop_flags(
+    volumes: np.ndarray, window: int = 7, z_threshold: float = 3.0, drop_threshold: float = 0.5
+) -> np.ndarray:
+    """Which bins the drop test flags when each bin in turn is the latest, for charts.
+
+    ``flags[t]`` is :func:`traffic_drop_test` applied to ``volumes[: t + 1]``: the verdict a monitor
+    running at the end of bin ``t`` would have given. The first ``MIN_BINS - 1`` bins are never
+    flagged (no baseline yet).
+    """
+    check_anomaly_parameters(window, z_threshold, drop_threshold)
+    volumes = np.asarray(volumes, dtype=float)
+    return np.array(
+        [
+            traffic_drop_test(volumes[: t + 1], window, z_threshold, drop_threshold).anomaly_detected
+            for t in range(volumes.size)
+        ],
+        dtype=bool,
+    )

@@ -1,0 +1,195 @@
+"""The traffic chart: four panels drawn from the bins x variants matrix alone (matplotlib, optional).
+
+1. cumulative distinct units per variant (each unit once, at its first exposure);
+2. each arm's share of the units first seen in each bin against its designed share, inside a band of
+   +-3 binomial standard errors (see :mod:`xpyrment_sql.stats.shares`);
+3. total units seen per bin, with the bins the drop test flags marked
+   (see :func:`xpyrment_sql.stats.anomaly.drop_flags`);
+4. the anytime-valid SRM p-value after every bin on a log scale, with the ``alpha`` line
+   (see :func:`xpyrment_sql.stats.srm.anytime_p_values`).
+
+Nothing here queries: every panel is a pure function of a :class:`TrafficMatrix` that a check already
+fetched. matplotlib is imported only when a chart is drawn (the ``xpyrment-sql[plot]`` extra), and the
+figure is rendered by the Agg canvas, never by an interactive backend.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from xpyrment_sql.errors import DataError, ParameterError
+from xpyrment_sql.results import TrafficMatrix
+from xpyrment_sql.stats.anomaly import check_anomaly_parameters, drop_flags
+from xpyrment_sql.stats.shares import observed_shares, share_band
+from xpyrment_sql.stats.srm import (
+    DEFAULT_CONCENTRATION,
+    anytime_log_bayes_factors,
+    anytime_p_values,
+    check_alpha,
+    check_concentration,
+    expected_shares,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from xpyrment_sql.assignment import Ratios
+
+FORMATS = {".png": "png", ".svg": "svg"}
+BAND_WIDTH = 3.0
+"""Half-width of the share band, in binomial standard errors."""
+
+
+def require_matplotlib() -> Any:
+    """Import matplotlib, or say which extra installs it."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(
+            "traffic charts need matplotlib: pip install 'xpyrment-sql[plot]'"
+        ) from exc
+    return matplotlib
+
+
+def check_figure_path(path: str | Path) -> str:
+    """Return the image format (``png`` or ``svg``) that ``path``'s suffix names."""
+    image_format = FORMATS.get(Path(path).suffix.lower())
+    if image_format is None:
+        raise ParameterError(
+            f"path={str(path)!r} must end in .png or .svg (the image format is taken from the suffix)"
+        )
+    return image_format
+
+
+def traffic_figure(
+    matrix: TrafficMatrix,
+    expected_ratios: Ratios | None = None,
+    *,
+    window: int = 7,
+    z_threshold: float = 3.0,
+    drop_threshold: float = 0.5,
+    alpha: float = 0.01,
+    concentration: float = DEFAULT_CONCENTRATION,
+) -> Figure:
+    """Draw the four traffic panels (see the module docstring) of ``matrix``.
+
+    Args:
+        matrix: The traffic matrix a check fetched (no query is sent here).
+        expected_ratios: Designed ratios (list aligned with the sorted variants, or dict); default an
+            equal split.
+        window: Bins in the drop test's baseline.
+        z_threshold: z-score below ``-z_threshold`` flags a drop.
+        drop_threshold: Relative drop flagged when the baseline has no variance.
+        alpha: Level of the anytime-valid SRM test (the horizontal line in panel 4).
+        concentration: Prior weight of the anytime-valid test.
+
+    Returns:
+        A matplotlib Figure attached to an Agg canvas.
+
+    Raises:
+        DataError: when the matrix has no bins or no variants (nothing to draw).
+    """
+    check_anomaly_parameters(window, z_threshold, drop_threshold)
+    alpha = check_alpha(alpha)
+    concentration = check_concentration(concentration)
+    if not matrix.variants or len(matrix.bins) == 0:
+        raise DataError("the traffic matrix is empty: no exposures to chart")
+    ratios = [1.0] * len(matrix.variants) if expected_ratios is None else expected_ratios
+    shares = expected_shares(ratios, matrix.variants)
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x = _bin_times(matrix.bins)
+    figure = Figure(figsize=(11, 11), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(4, 1, sharex=True)
+    colors = [f"C{i}" for i in range(len(matrix.variants))]
+    _cumulative_panel(axes[0], x, matrix, colors)
+    _share_panel(axes[1], x, matrix, shares, colors)
+    _volume_panel(axes[2], x, matrix, window, z_threshold, drop_threshold)
+    _srm_panel(axes[3], x, matrix, shares, alpha, concentration)
+    axes[3].set_xlabel(f"bin start ({matrix.freq} bins)")
+    figure.suptitle(f"Traffic by {matrix.variant_col}: {len(matrix.bins)} bins of {matrix.freq}")
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` as PNG or SVG, chosen by the suffix."""
+    image_format = check_figure_path(path)
+    target = Path(path)
+    figure.savefig(target, format=image_format, dpi=110)
+    return target
+
+
+def figure_bytes(figure: Figure, image_format: str = "png") -> bytes:
+    """The rendered figure as PNG or SVG bytes (for embedding in a report)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=image_format, dpi=110)
+    return buffer.getvalue()
+
+
+def _bin_times(bins: pd.DatetimeIndex) -> np.ndarray:
+    """Bin starts as naive datetimes in the bins' own zone (local labels for local bins)."""
+    naive = bins.tz_localize(None) if bins.tz is not None else bins
+    return naive.to_pydatetime()
+
+
+def _cumulative_panel(ax: Any, x: np.ndarray, matrix: TrafficMatrix, colors: list[str]) -> None:
+    cumulative = np.cumsum(matrix.new, axis=0)
+    for i, variant in enumerate(matrix.variants):
+        ax.plot(x, cumulative[:, i], color=colors[i], label=str(variant))
+    ax.set_title("Cumulative distinct units (each unit once, at its first exposure)")
+    ax.set_ylabel("units")
+    ax.legend(loc="upper left")
+
+
+def _share_panel(
+    ax: Any, x: np.ndarray, matrix: TrafficMatrix, shares: np.ndarray, colors: list[str]
+) -> None:
+    observed = observed_shares(matrix.new)
+    lower, upper = share_band(shares, matrix.new.sum(axis=1), BAND_WIDTH)
+    for i, variant in enumerate(matrix.variants):
+        ax.fill_between(x, lower[:, i], upper[:, i], color=colors[i], alpha=0.18, linewidth=0)
+        ax.axhline(shares[i], color=colors[i], linestyle="--", linewidth=1)
+        ax.plot(x, observed[:, i], color=colors[i], label=f"{variant} (expected {shares[i]:.1%})")
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))
+    ax.set_title(f"Share of newly exposed units per bin, expected share +-{BAND_WIDTH:g} binomial SE")
+    ax.set_ylabel("share")
+    ax.legend(loc="upper left")
+
+
+def _volume_panel(
+    ax: Any, x: np.ndarray, matrix: TrafficMatrix, window: int, z_threshold: float, drop_threshold: float
+) -> None:
+    totals = matrix.active.sum(axis=1)
+    flags = drop_flags(totals, window, z_threshold, drop_threshold)
+    ax.plot(x, totals, color="0.3", label="units seen in the bin")
+    ax.scatter(
+        x[flags], totals[flags], color="red", marker="v", s=60, zorder=3,
+        label=f"flagged drop (z < -{z_threshold:g} vs {window} bins before)",
+    )
+    ax.set_title("Units per bin, drops flagged by the anomaly test")
+    ax.set_ylabel("units")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower left")
+
+
+def _srm_panel(
+    ax: Any, x: np.ndarray, matrix: TrafficMatrix, shares: np.ndarray, alpha: float, concentration: float
+) -> None:
+    log_bf = anytime_log_bayes_factors(np.cumsum(matrix.new, axis=0), shares, concentration)
+    p_values = np.maximum(anytime_p_values(log_bf), np.finfo(float).tiny)
+    ax.plot(x, p_values, color="C3", label="anytime-valid p-value")
+    ax.axhline(alpha, color="black", linestyle=":", label=f"alpha = {alpha:g}")
+    ax.set_yscale("log")
+    ax.set_ylim(top=1.5, bottom=min(alpha / 10, float(p_values.min()) / 2))
+    ax.set_title("Sequential SRM: anytime-valid p-value (Dirichlet-multinomial mixture)")
+    ax.set_ylabel("p-value")
+    ax.legend(loc="lower left")
