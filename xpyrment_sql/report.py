@@ -1,6 +1,12 @@
-"""Plain-text rendering of a :class:`~xpyrment_sql.results.TelemetryReport` for terminals and logs."""
+"""Plain-text rendering of a :class:`~xpyrment_sql.results.TelemetryReport` for terminals and logs.
+
+The pieces (check verdicts, the traffic summary, the outcome) are shared with the HTML and Markdown
+report in :mod:`xpyrment_sql.report_formats`, so every format says the same thing.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,39 +15,65 @@ from xpyrment_sql.results import AnytimeSRMResult, TelemetryReport
 _RECENT_BINS = 6
 
 
-def format_report(report: TelemetryReport, source_name: str) -> str:
-    """A readable summary: one line per check, the last bins of traffic, and the alerts."""
-    traffic = report.traffic
-    lines = [f"xpyrment-sql check: {source_name}"]
-    if traffic.variants:
-        units = traffic.units
-        lines.append(
-            f"{int(units.sum()):,} units in {len(traffic.variants)} variants, {len(traffic.bins)} bins "
-            f"of {traffic.freq} from {traffic.bins[0]} to {traffic.bins[-1]}"
-        )
-    else:
-        lines.append("no exposures found")
-    lines += ["", f"{'check':<24}{'status':<8}detail"]
-    lines += [
-        _row("traffic anomaly", report.traffic_anomaly.anomaly_detected, _anomaly_detail(report)),
-        _row("SRM (chi-square)", report.cumulative_srm.srm_detected, _srm_detail(report)),
-        _row(_sequential_name(report), report.sequential_srm.srm_detected, _sequential_detail(report)),
+class CheckRow(NamedTuple):
+    """One check's line in a report: its name, whether it alerted, and the numbers behind it."""
+
+    name: str
+    fired: bool
+    detail: str
+
+
+def check_rows(report: TelemetryReport) -> list[CheckRow]:
+    """The verdict of every check that ran, in the order the report shows them."""
+    rows = [
+        CheckRow("traffic anomaly", report.traffic_anomaly.anomaly_detected, _anomaly_detail(report)),
+        CheckRow("SRM (chi-square)", report.cumulative_srm.srm_detected, _srm_detail(report)),
+        CheckRow(_sequential_name(report), report.sequential_srm.srm_detected, _sequential_detail(report)),
     ]
     if report.multiple_exposure is not None:
         exposure = report.multiple_exposure
-        lines.append(_row("multiple exposure", exposure.multiple_exposure_detected, exposure.message))
+        rows.append(CheckRow("multiple exposure", exposure.multiple_exposure_detected, exposure.message))
+    return rows
+
+
+def traffic_summary(report: TelemetryReport) -> str:
+    """Units, variants and the span of bins, in one sentence."""
+    traffic = report.traffic
+    if not traffic.variants:
+        return "no exposures found"
+    return (
+        f"{int(traffic.units.sum()):,} units in {len(traffic.variants)} variants, {len(traffic.bins)} bins "
+        f"of {traffic.freq} from {traffic.bins[0]} to {traffic.bins[-1]}"
+    )
+
+
+def outcome(report: TelemetryReport) -> str:
+    """The alerts that fired (and whether shutoff triggered), or that the experiment is healthy."""
+    if report.alerts_triggered:
+        shutoff = " (shutoff triggered)" if report.shutoff_triggered else ""
+        return f"ALERTS: {', '.join(report.alerts_triggered)}{shutoff}"
+    return "healthy: no alert fired"
+
+
+def undelivered(report: TelemetryReport) -> list[str]:
+    """One line per alert some handler failed to deliver."""
+    return [
+        f"alert {outcome.alert_type} not delivered to: {', '.join(outcome.failed)}"
+        for outcome in report.dispatches
+        if outcome.failed
+    ]
+
+
+def format_report(report: TelemetryReport, source_name: str) -> str:
+    """A readable summary: one line per check, the last bins of traffic, and the alerts."""
+    traffic = report.traffic
+    lines = [f"xpyrment-sql check: {source_name}", traffic_summary(report)]
+    lines += ["", f"{'check':<24}{'status':<8}detail"]
+    lines += [_row(row.name, row.fired, row.detail) for row in check_rows(report)]
     if traffic.variants:
         recent = traffic.binned().tail(_RECENT_BINS)
         lines += ["", f"distinct units in the last {len(recent)} bins:", recent.to_string()]
-    lines.append("")
-    if report.alerts_triggered:
-        shutoff = " (shutoff triggered)" if report.shutoff_triggered else ""
-        lines.append(f"ALERTS: {', '.join(report.alerts_triggered)}{shutoff}")
-    else:
-        lines.append("healthy: no alert fired")
-    for outcome in report.dispatches:
-        if outcome.failed:
-            lines.append(f"alert {outcome.alert_type} not delivered to: {', '.join(outcome.failed)}")
+    lines += ["", outcome(report), *undelivered(report)]
     return "\n".join(lines)
 
 
