@@ -134,3 +134,13 @@ def test_console_script_runs_the_demo(tmp_path):
     written = pd.read_parquet(tmp_path / "exposures.parquet", columns=["variant"])
     assert len(written) > 1_000_000
     assert np.isin(written.variant.unique(), ["control", "treatment"]).all()
+    page = tmp_path / "report.html"
+    assert f"report: {page.resolve()}" in result.stderr, "with --json the path goes to stderr"
+    assert "<h2>SQL that ran</h2>" in page.read_text()
+
+
+def test_the_demo_prints_where_its_report_is(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(f"report: {(tmp_path / 'report.html').resolve()}")
+    assert "TRAFFIC_DROP_ANOMALY" in (tmp_path / "report.html").read_text()
