@@ -206,18 +206,24 @@ def first_sprt_crossing(
     ``(a_up, b_up, a_dn, b_dn)``), and ``log LR = log(0.5) + m + log(1 + exp(-|up - dn|))`` with
     ``m = max(up, dn)``, the overflow-free form of ``0.5*exp(up) + 0.5*exp(dn)``.
 
-    Only first exposures inside ``window`` are ordered: rows after ``window.before`` are filtered
-    before the first-exposure aggregation (on time-ordered Parquet, whole row groups are skipped),
-    and the running counts start from the window's ``units_before`` and ``treatment_before``.
+    Only the pairs first seen inside ``window`` are ordered, and finding them needs no first-exposure
+    aggregation over the whole log: the pairs seen in the window (one grouped minimum over the
+    window's rows) lose those also seen before ``window.since``, found by probing the earlier rows
+    against the window's units (a semi-join with the small side built once, then an anti-join). On
+    time-ordered Parquet rows after ``window.before`` are skipped by row group. The running counts
+    start from the window's ``units_before`` and ``treatment_before``.
 
     Returns:
         Columns ``stopped_index`` (0-based position) and ``stopped_at`` (that unit's first exposure).
     """
     a_up, b_up, a_dn, b_dn = coefficients
     rows = exposures(source, variant_col, until)
-    rows = rows.filter(rows.ts < instant(rows.ts, window.before))
-    firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
-    firsts = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, window.since))
+    inside = rows.filter(rows.ts >= instant(rows.ts, window.since), rows.ts < instant(rows.ts, window.before))
+    seen_in_window = inside.group_by(["variant", "unit"]).aggregate(first_ts=inside.ts.min())
+    earlier = rows.filter(rows.ts < instant(rows.ts, window.since))
+    earlier = earlier.filter(earlier.unit.isin(seen_in_window.unit))
+    seen_before = earlier.select("variant", "unit").distinct()
+    firsts = seen_in_window.anti_join(seen_before, ["variant", "unit"])
     order = [firsts.first_ts, firsts.unit, firsts.variant]
     running = ibis.window(order_by=order, preceding=None, following=0)
     is_treatment = ibis.ifelse(firsts.variant == ibis.literal(treatment), 1, 0)

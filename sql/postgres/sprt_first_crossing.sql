@@ -1,68 +1,104 @@
 -- first crossing of the two-arm SPRT inside its candidate bins (sequential_method='sprt')
+WITH "t3" AS (
+  SELECT
+    "t1"."variant",
+    "t1"."unit",
+    MIN("t1"."ts") AS "first_ts"
+  FROM (
+    SELECT
+      "t0"."ts",
+      "t0"."variant",
+      "t0"."unit_id" AS "unit"
+    FROM "exposures" AS "t0"
+    WHERE
+      "t0"."ts" IS NOT NULL
+      AND "t0"."variant" IS NOT NULL
+      AND "t0"."unit_id" IS NOT NULL
+      AND "t0"."ts" >= CAST('2026-01-05T00:00:00' AS TIMESTAMP)
+      AND "t0"."ts" < CAST('2026-01-06T00:00:00' AS TIMESTAMP)
+  ) AS "t1"
+  GROUP BY
+    1,
+    2
+)
 SELECT
-  "t6"."n" - 1 AS "stopped_index",
-  "t6"."first_ts" AS "stopped_at"
+  "t13"."n" - 1 AS "stopped_index",
+  "t13"."first_ts" AS "stopped_at"
 FROM (
   SELECT
     *
   FROM (
     SELECT
-      "t3"."variant",
-      "t3"."unit",
-      "t3"."first_ts",
+      "t10"."variant",
+      "t10"."unit",
+      "t10"."first_ts",
       (
         ROW_NUMBER() OVER (
-          ORDER BY "t3"."first_ts" ASC, "t3"."unit" ASC, "t3"."variant" ASC
+          ORDER BY "t10"."first_ts" ASC, "t10"."unit" ASC, "t10"."variant" ASC
           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
         ) - 1
       ) + 1 AS "n",
-      SUM(CASE WHEN "t3"."variant" = 'treatment' THEN 1 ELSE 0 END) OVER (
-        ORDER BY "t3"."first_ts" ASC, "t3"."unit" ASC, "t3"."variant" ASC
+      SUM(CASE WHEN "t10"."variant" = 'treatment' THEN 1 ELSE 0 END) OVER (
+        ORDER BY "t10"."first_ts" ASC, "t10"."unit" ASC, "t10"."variant" ASC
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       ) + 0 AS "k"
     FROM (
       SELECT
-        *
-      FROM (
-        SELECT
-          "t1"."variant",
-          "t1"."unit",
-          MIN("t1"."ts") AS "first_ts"
-        FROM (
-          SELECT
-            "t0"."ts",
-            "t0"."variant",
-            "t0"."unit_id" AS "unit"
-          FROM "exposures" AS "t0"
-          WHERE
-            "t0"."ts" IS NOT NULL
-            AND "t0"."variant" IS NOT NULL
-            AND "t0"."unit_id" IS NOT NULL
-            AND "t0"."ts" < CAST('2026-01-06T00:00:00' AS TIMESTAMP)
-        ) AS "t1"
-        GROUP BY
-          1,
-          2
-      ) AS "t2"
+        "t5"."variant",
+        "t5"."unit",
+        "t5"."first_ts"
+      FROM "t3" AS "t5"
       WHERE
-        "t2"."first_ts" >= CAST('2026-01-05T00:00:00' AS TIMESTAMP)
-    ) AS "t3"
-  ) AS "t4"
+        NOT EXISTS(
+          SELECT
+            1
+          FROM (
+            SELECT DISTINCT
+              "t7"."variant",
+              "t7"."unit"
+            FROM (
+              SELECT
+                *
+              FROM (
+                SELECT
+                  "t0"."ts",
+                  "t0"."variant",
+                  "t0"."unit_id" AS "unit"
+                FROM "exposures" AS "t0"
+                WHERE
+                  "t0"."ts" IS NOT NULL
+                  AND "t0"."variant" IS NOT NULL
+                  AND "t0"."unit_id" IS NOT NULL
+                  AND "t0"."ts" < CAST('2026-01-05T00:00:00' AS TIMESTAMP)
+              ) AS "t2"
+              WHERE
+                "t2"."unit" IN (
+                  SELECT
+                    "t4"."unit"
+                  FROM "t3" AS "t4"
+                )
+            ) AS "t7"
+          ) AS "t9"
+          WHERE
+            "t5"."variant" = "t9"."variant" AND "t5"."unit" = "t9"."unit"
+        )
+    ) AS "t10"
+  ) AS "t11"
   WHERE
     (
       GREATEST(
         (
-          "t4"."k" * 0.03922071315328133
+          "t11"."k" * 0.03922071315328133
         ) + (
           (
-            "t4"."n" - "t4"."k"
+            "t11"."n" - "t11"."k"
           ) * -0.040821994520255166
         ),
         (
-          "t4"."k" * -0.040821994520255166
+          "t11"."k" * -0.040821994520255166
         ) + (
           (
-            "t4"."n" - "t4"."k"
+            "t11"."n" - "t11"."k"
           ) * 0.03922071315328133
         )
       ) + LN(
@@ -71,18 +107,18 @@ FROM (
             ABS(
               (
                 (
-                  "t4"."k" * 0.03922071315328133
+                  "t11"."k" * 0.03922071315328133
                 ) + (
                   (
-                    "t4"."n" - "t4"."k"
+                    "t11"."n" - "t11"."k"
                   ) * -0.040821994520255166
                 )
               ) - (
                 (
-                  "t4"."k" * -0.040821994520255166
+                  "t11"."k" * -0.040821994520255166
                 ) + (
                   (
-                    "t4"."n" - "t4"."k"
+                    "t11"."n" - "t11"."k"
                   ) * 0.03922071315328133
                 )
               )
@@ -92,6 +128,6 @@ FROM (
       ) + -0.6931471805599453
     ) >= 4.605170185988092
   ORDER BY
-    "t4"."n" ASC
+    "t11"."n" ASC
   LIMIT 1
-) AS "t6";
+) AS "t13";
