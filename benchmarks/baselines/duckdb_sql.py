@@ -3,8 +3,9 @@
 1. The matrix: active units = distinct (bin, variant, unit) triples per (bin, variant), deduplicated
    one whole-bin time range at a time (``UNION ALL``; ranges planned from Parquet statistics); new
    units = (unit, variant) pairs per bin of their first exposure (``MIN(ts)``).
-2. The SPRT's first crossing, only when the per-bin counts say some bin can cross: the pairs first
-   seen in those bins, in (first ts, unit, variant) order, with running counts from window functions.
+2. The SPRT's first crossing, only when the per-bin counts say some bin can cross: the pairs seen in
+   those bins minus those seen before them (earlier rows probed against the bins' units), in
+   (first ts, unit, variant) order, with running counts from window functions.
 
 Bins are ``CAST(FLOOR((EPOCH(ts) + origin) / width) AS BIGINT)``. ``XPYRMENT_MEMORY_LIMIT`` (set by
 ``run.py --mem-limit``) becomes DuckDB's ``memory_limit``, as for the xpyrment implementation.
@@ -68,15 +69,19 @@ def time_ranges(con: duckdb.DuckDBPyConnection, source: str, width: int, origin:
 
 
 CROSSING_SQL = """
-WITH firsts AS (
-    SELECT unit_id AS u, variant AS v, MIN(ts) AS t
-    FROM read_parquet({path})
-    WHERE {not_null} AND ts < make_timestamp({before_us}::BIGINT)
+WITH rows AS (
+    SELECT unit_id AS u, variant AS v, ts AS t FROM read_parquet({path}) WHERE {not_null}
+), seen_in_window AS (
+    SELECT u, v, MIN(t) AS t
+    FROM rows
+    WHERE t >= make_timestamp({since_us}::BIGINT) AND t < make_timestamp({before_us}::BIGINT)
     GROUP BY u, v
+), seen_before AS (
+    SELECT DISTINCT u, v FROM rows
+    WHERE t < make_timestamp({since_us}::BIGINT) AND u IN (SELECT u FROM seen_in_window)
 ), running AS (
     SELECT ROW_NUMBER() OVER w AS i, {k0} + SUM(CAST(v = {treatment} AS BIGINT)) OVER w AS k
-    FROM firsts
-    WHERE t >= make_timestamp({since_us}::BIGINT)
+    FROM seen_in_window ANTI JOIN seen_before USING (u, v)
     WINDOW w AS (ORDER BY t, u, v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), scored AS (
     SELECT i, k * {a_up} + ({n0} + i - k) * {b_up} AS up, k * {a_dn} + ({n0} + i - k) * {b_dn} AS dn
