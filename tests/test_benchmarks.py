@@ -74,3 +74,17 @@ def test_empty_bins_are_filled_and_the_seed_is_compared_on_observed_bins(tmp_pat
     seed = size.runs["pandas_seed"][0].output
     assert len(seed["bins"]) < len(exact["bins"])
     assert "anomaly n/a" in size.verdicts["pandas_seed"]
+
+
+def test_overhead_table_counts_the_statements_of_each_method(tmp_path):
+    from benchmarks import overhead
+
+    out = tmp_path / "OVERHEAD.md"
+    assert overhead.main(["--rows", "2000", "--repeats", "1", "--out", str(out)]) == 0
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 2,000")]
+    by_method = {cells[1].strip(): cells for cells in rows}
+    # The default run sends the matrix and the multiple-exposure query; the seed's SPRT adds its
+    # first-crossing query only when the per-bin counts say a bin can cross (not in 2,000 rows).
+    assert set(by_method) == {"anytime", "sprt"}
+    assert int(by_method["anytime"][2]) == 2
+    assert all(float(cells[4]) > 0 for cells in rows)
