@@ -111,9 +111,13 @@ def _value_name(column: str) -> str:
 
 
 def _as_float(column: ir.Column, source: Source) -> ir.FloatingColumn:
-    """The column as float64; booleans become 1.0 / 0.0 with NULL kept (PostgreSQL cannot cast them)."""
+    """The column as float64; booleans become 1.0 / 0.0 with NULL kept (PostgreSQL cannot cast them).
+
+    The CASE yields integers cast to float64: a ``1.0`` literal would be DECIMAL(2,1) on Spark, whose
+    sums and averages are then rounded to a fixed scale.
+    """
     if source.schema[column.get_name()].is_boolean():
-        return ibis.cases((column, 1.0), (~column, 0.0)).cast("float64")
+        return ibis.cases((column, 1), (~column, 0)).cast("float64")
     return column.cast("float64")
 
 
@@ -128,7 +132,7 @@ def _metric_moments(
         series["covariate"] = units[_COVARIATE]
     keep = functools.reduce(operator.and_, (column.notnull() for column in series.values()))
     if spec.positive_share:
-        series["numerator"] = ibis.ifelse(series["numerator"] > 0, 1.0, 0.0)
+        series["numerator"] = ibis.ifelse(series["numerator"] > 0, 1, 0).cast("float64")
     out = {moment_column(index, "n"): units.count(where=keep)}
     names = list(series)
     for position, name in enumerate(names):
