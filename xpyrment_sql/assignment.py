@@ -155,6 +155,8 @@ def sprt(
             units_before=int(new_total[:first].sum()),
             treatment_before=int(new_treatment[:first].sum()),
         )
+        purpose = "the SPRT's first-crossing query (check_sequential_srm, or sequential_method='sprt')"
+        source.require_window_functions(purpose)
         crossing = source.execute(
             queries.first_sprt_crossing(
                 source,
@@ -164,7 +166,8 @@ def sprt(
                 float(np.log(1.0 / alpha)),
                 window,
                 until,
-            )
+            ),
+            purpose,
         )
     stopped_index = int(crossing["stopped_index"].iloc[0]) if len(crossing) else -1
     detected = stopped_index >= 0
@@ -193,7 +196,8 @@ def multiple_exposure(
 
     ``share = multiple_units / units``; the check fires when ``share > max_share``.
     """
-    frame = source.execute(queries.multiple_exposure_counts(source, variant_col, until))
+    query = queries.multiple_exposure_counts(source, variant_col, until)
+    frame = source.execute(query, "the multiple-exposure query (check_multiple_exposure)")
     units = int(frame["units"].iloc[0])
     multiple = int(frame["multiple"].fillna(0).iloc[0])
     pairs = frame.dropna(subset=["pair_units"])
@@ -236,7 +240,8 @@ def srm_by_segment(
     min_expected_units: float,
 ) -> SegmentSRMResult:
     """Distinct units per (segment, variant) from one grouped query, tested by ``stats.segment_srm``."""
-    frame = source.execute(queries.segment_units(source, variant_col, dimension_cols, until))
+    query = queries.segment_units(source, variant_col, dimension_cols, until)
+    frame = source.execute(query, "the per-segment units query (check_srm_by)")
     names = [f"dim{i}" for i in range(len(dimension_cols))]
     variants = tuple(sorted(pd.unique(frame["variant"]).tolist()))
     table = frame.groupby([*names, "variant"], dropna=False)["units"].sum().unstack("variant", fill_value=0)

@@ -25,3 +25,7 @@ class ParameterError(XpyrmentError):
 
 class DataError(XpyrmentError):
     """The data itself breaks an assumption (unparseable timestamps, no rows where some are needed)."""
+
+
+class BackendError(XpyrmentError):
+    """The backend cannot run a query a check needs (an engine without window functions, say)."""

@@ -183,7 +183,8 @@ def calculate_metrics(
     query = moments.variant_moments(
         source, variant_col, [m.spec for m in metrics], unit_col, covariate_col, until
     )
-    frame = source.execute(query).sort_values(moments.VARIANT).set_index(moments.VARIANT)
+    frame = source.execute(query, "the metric moments query (calculate_metrics, guardrails)")
+    frame = frame.sort_values(moments.VARIANT).set_index(moments.VARIANT)
     if covariate_col is not None and unit_col is not None:
         conflicts = int(frame[moments.COVARIATE_CONFLICTS].sum())
         if conflicts:

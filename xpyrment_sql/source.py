@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.common.exceptions as com
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
 from xpyrment_sql.bins import as_utc
-from xpyrment_sql.errors import ColumnError, DataError, ParameterError, SourceError
+from xpyrment_sql.errors import BackendError, ColumnError, DataError, ParameterError, SourceError
 
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
 
@@ -103,13 +105,29 @@ class Source:
         """Return ``name`` if the table has it, else raise naming the role and the columns present."""
         return require_column(self.schema, name, role)
 
-    def execute(self, expr: ir.Table) -> pd.DataFrame:
+    def execute(self, expr: ir.Table, purpose: str = "a query a check needs") -> pd.DataFrame:
         """Run ``expr`` on the source's backend and return the (small) result as a DataFrame.
 
         Every query the library sends goes through here, so there is one place that touches a
-        connection, and one place to count queries.
+        connection, and one place to count queries. A construct the backend cannot translate is
+        reported as a :class:`BackendError` naming the backend and ``purpose`` (what the query is for).
         """
-        return self.backend.execute(expr)
+        try:
+            return self.backend.execute(expr)
+        except (com.OperationNotDefinedError, com.UnsupportedOperationError) as exc:
+            raise BackendError(f"the {self.backend_name} backend cannot run {purpose}: {exc}") from exc
+
+    def require_window_functions(self, purpose: str) -> None:
+        """Raise a :class:`BackendError` before sending ``purpose``'s query to an engine without windows.
+
+        Polars' Ibis backend, for one, has no window functions.
+        """
+        has_operation = getattr(self.backend, "has_operation", None)
+        if has_operation is not None and not has_operation(ops.WindowFunction):
+            raise BackendError(
+                f"the {self.backend_name} backend has no window functions, which {purpose} needs; "
+                "run it on a backend with them (DuckDB, PostgreSQL, Spark, DataFusion, SQLite, ...)"
+            )
 
     @property
     def backend_name(self) -> str:
