@@ -18,8 +18,10 @@ if ! command -v java >/dev/null 2>&1; then
     missing+=(java)
 fi
 
-# --- Browser for the HTML report tests -----------------------------------------------------------------
-# (chromium block goes here)
+# --- Browser for the HTML report tests (tests/test_report.py opens reports in headless Chromium) ------
+if ! command -v chromium >/dev/null 2>&1; then
+    missing+=(chromium)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
@@ -44,7 +46,7 @@ packages=()
 for need in "${missing[@]}"; do
     case "$need" in
         java)
-            # Spark 3.5 runs on Java 17; fall back to the distribution's default runtime.
+            # Spark 4.0 (pyspark<4.1) runs on Java 17 or 21; prefer 17, else the distribution's default.
             if apt-cache show openjdk-17-jre-headless >/dev/null 2>&1; then
                 packages+=(openjdk-17-jre-headless)
             else

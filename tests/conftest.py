@@ -1,10 +1,13 @@
-"""Shared fixtures: a small exposure log and a counter of queries sent to any Ibis backend."""
+"""Shared fixtures: a small exposure log, a counter of queries sent to any Ibis backend, and the real
+PostgreSQL server and Spark session the backend tests run on."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ibis
 import numpy as np
@@ -12,6 +15,9 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from backends import READER, experiment_log, load_postgres, spark_session
+from postgres_server import PostgresServer, running_server
 
 
 @pytest.fixture
@@ -51,3 +57,25 @@ def make_log(
 def log() -> pd.DataFrame:
     """A two-arm log of 3,000 rows over 5 days."""
     return make_log()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (a missing server fails, never skips)."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_reader(postgres_server: PostgresServer) -> tuple[str, str]:
+    """The experiment log as ``public.exposures``, and a (user, password) that may only SELECT it."""
+    password = secrets.token_urlsafe(12)
+    load_postgres(postgres_server, experiment_log(), password)
+    return READER, password
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local two-core SparkSession for the whole session (a missing JVM fails, never skips)."""
+    with spark_session() as session:
+        yield session
