@@ -229,9 +229,18 @@ def _is_frame(data: Any) -> bool:
 
 
 def _embedded_duckdb(engine: EngineSettings) -> Any:
-    """A private in-memory DuckDB: the only database this library ever creates objects in."""
+    """A private in-memory DuckDB: the only database this library ever creates objects in.
+
+    Every query's result is small and placed by its keys (or ordered explicitly), so DuckDB need not
+    preserve insertion order, which lets its operators stream and spill with less memory.
+    """
     spill = engine.temp_directory or _private_spill_folder()
-    options = {"memory_limit": engine.memory_limit, "threads": engine.threads, "temp_directory": spill}
+    options = {
+        "memory_limit": engine.memory_limit,
+        "threads": engine.threads,
+        "temp_directory": spill,
+        "preserve_insertion_order": False,
+    }
     try:
         backend = ibis.duckdb.connect(**{k: v for k, v in options.items() if v is not None})
     except Exception as exc:
