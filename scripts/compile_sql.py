@@ -1,7 +1,8 @@
 """Regenerate ``sql/<dialect>/<query>.sql``: every check's query compiled for every dialect.
 
-Run after changing a query builder: ``python scripts/compile_sql.py``. The test suite fails while the
-files differ from what the code compiles.
+Run after changing a query builder: ``python scripts/compile_sql.py`` (the pyspark dialect needs the
+``pyspark`` extra installed). Files for queries that no longer exist are removed. The test suite fails
+while the files differ from what the code compiles.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ def main() -> None:
     for dialect in DIALECTS:
         folder = SQL_DIR / dialect
         folder.mkdir(parents=True, exist_ok=True)
-        for name, sql in check_queries(source, dialect, freq="h").items():
+        compiled = check_queries(source, dialect, freq="h")
+        for stale in folder.glob("*.sql"):
+            if stale.stem not in compiled:
+                stale.unlink()
+        for name, sql in compiled.items():
             (folder / f"{name}.sql").write_text(sql)
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``xpyrment-sql check``, ``xpyrment-sql report`` and ``xpyrment-sql demo``.
+"""Command line: ``xpyrment-sql check``, ``report``, ``sql`` and ``demo``.
 
 Thin on purpose: it parses arguments, builds a :class:`LiveMonitor`, and prints. Exit codes:
 0 healthy, 1 an alert fired, 2 bad input.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.compiled import check_queries, named_source
 from xpyrment_sql.errors import ParameterError, XpyrmentError
 from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.monitoring_report import run_report
@@ -73,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=("html", "md"), help="html (default) or md; without it, --out's suffix decides"
     )
     report.set_defaults(run=_report, json=False)
+
+    sql = commands.add_parser("sql", help="print every query the checks send, compiled for a SQL dialect")
+    sql.add_argument("--dialect", required=True, help="duckdb, postgres, bigquery, snowflake, pyspark, ...")
+    sql.add_argument("--table", required=True, help="table the queries read (schema.table accepted)")
+    sql.add_argument("--time-col", required=True, help="exposure timestamp column")
+    sql.add_argument("--unit-col", default="unit_id", help="unit column (default: unit_id)")
+    sql.add_argument("--variant-col", default="variant", help="variant column (default: variant)")
+    sql.add_argument("--freq", default="D", help="bin size: min, 15min, h, D, W (default: D)")
+    sql.add_argument("--tz", help="time zone whose midnight starts day bins (default: UTC)")
+    sql.add_argument("--ratios", default="1,1", help="designed split, sets the SPRT's p0 (default: 1,1)")
+    sql.add_argument(
+        "--segment-col", action="append", default=[], help="segment column for check_srm_by (repeatable)"
+    )
+    sql.add_argument(
+        "--metric-col", action="append", default=[], help="metric column for calculate_metrics (repeatable)"
+    )
+    sql.set_defaults(run=_sql)
 
     demo = commands.add_parser("demo", help="generate a log with a planted problem and check it")
     demo.add_argument("--out", help="folder for the generated Parquet file (default: a temp folder)")
@@ -170,6 +188,24 @@ def _report(args: argparse.Namespace) -> int:
     print(format_report(run.telemetry, run.source_name))
     print(f"\nreport: {out.resolve()}")
     return EXIT_HEALTHY if run.telemetry.healthy else EXIT_ALERT
+
+
+def _sql(args: argparse.Namespace) -> int:
+    """Print the compiled queries; nothing connects to a database."""
+    source = named_source(
+        args.table, args.time_col, args.unit_col, args.variant_col, args.segment_col, args.metric_col
+    )
+    compiled = check_queries(
+        source,
+        args.dialect,
+        freq=args.freq,
+        expected_ratios=parse_ratios(args.ratios),
+        segment_cols=args.segment_col,
+        metric_cols=args.metric_col,
+        tz=args.tz,
+    )
+    print("\n".join(compiled.values()), end="")
+    return EXIT_HEALTHY
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -8,17 +8,31 @@ up in review.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from xpyrment_sql import queries
+from xpyrment_sql.assignment import Ratios, check_ratio_values
 from xpyrment_sql.bins import parse_freq
+from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.moments import MomentSpec, variant_moments
 from xpyrment_sql.source import Source, open_source
-from xpyrment_sql.stats.srm import sprt_coefficients
+from xpyrment_sql.stats.srm import expected_shares, find_control, sprt_coefficients
 
-DIALECTS = ("duckdb", "postgres", "bigquery", "snowflake", "trino", "clickhouse", "databricks")
+DIALECTS = (
+    "duckdb",
+    "postgres",
+    "bigquery",
+    "snowflake",
+    "trino",
+    "clickhouse",
+    "databricks",
+    "pyspark",
+)
+"""The dialects ``sql/`` holds; ``xpyrment-sql sql --dialect`` takes any dialect Ibis compiles to."""
 
 EXAMPLE_SCHEMA = {
     "unit_id": "int64",
@@ -29,31 +43,84 @@ EXAMPLE_SCHEMA = {
 }
 """One row per exposure: the unit, its variant, when, and a segment and a metric column."""
 
+EXAMPLE_WINDOW = queries.SequenceWindow(
+    since=pd.Timestamp("2026-01-05", tz="UTC"),
+    before=pd.Timestamp("2026-01-06", tz="UTC"),
+    units_before=0,
+    treatment_before=0,
+)
+"""The SPRT crossing's search window shown in the SQL (the real one comes from the traffic matrix)."""
+
 
 def example_source(table: str = "exposures") -> Source:
     """An unbound table with :data:`EXAMPLE_SCHEMA`; compiling it needs no database."""
     return open_source(ibis.table(EXAMPLE_SCHEMA, name=table), time_col="ts")
 
 
-def check_queries(source: Source, dialect: str, freq: str = "D") -> dict[str, str]:
+def named_source(
+    table: str,
+    time_col: str,
+    unit_col: str = "unit_id",
+    variant_col: str = "variant",
+    segment_cols: Sequence[str] = (),
+    metric_cols: Sequence[str] = (),
+) -> Source:
+    """An unbound table with the user's names (``schema.table``, ``catalog.schema.table``), to compile.
+
+    The unit is typed BIGINT, the variant and segments VARCHAR, the time TIMESTAMP and the metrics
+    DOUBLE; other types change casts at most, not the shape of a query.
+    """
+    names = [unit_col, variant_col, time_col, *segment_cols, *metric_cols]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"the columns {', '.join(map(repr, names))} must be distinct")
+    columns = {unit_col: "int64", variant_col: "string", time_col: "timestamp"}
+    columns |= dict.fromkeys(segment_cols, "string") | dict.fromkeys(metric_cols, "float64")
+    *qualifiers, name = table.split(".")
+    if len(qualifiers) > 2 or not all([*qualifiers, name]):
+        raise ParameterError(f"table={table!r} must be 'table', 'schema.table' or 'catalog.schema.table'")
+    catalog, database = [None, None, *qualifiers][-2:]
+    unbound = ibis.table(columns, name=name, catalog=catalog, database=database)
+    return open_source(unbound, time_col=time_col, unit_col=unit_col, variant_col=variant_col)
+
+
+def check_queries(
+    source: Source,
+    dialect: str,
+    freq: str = "D",
+    expected_ratios: Ratios = (1, 1),
+    segment_cols: Sequence[str] | None = None,
+    metric_cols: Sequence[str] | None = None,
+    tz: str | None = None,
+) -> dict[str, str]:
     """Every query the checks can send for ``source``, as SQL text headed by the check it serves.
 
-    The SPRT crossing is shown for an example search window (the real one comes from the traffic
-    matrix); the segment and metric queries use the example schema's ``platform`` and ``load_ms``
-    when the source has them.
+    Args:
+        source: The table (bound or not: nothing is executed).
+        dialect: Any SQL dialect Ibis compiles to (``duckdb``, ``postgres``, ``bigquery``, ...).
+        freq: Bin size of the traffic matrix.
+        expected_ratios: Designed split; with two arms it sets the SPRT's ``p0``, the treatment's
+            share (a list is read as ``[control, treatment]``, a dict finds control by name).
+        segment_cols: Columns for the ``check_srm_by`` query; default the example's ``platform``
+            when the source has it.
+        metric_cols: Columns for the metrics query (one mean metric each); default the example's
+            ``load_ms`` when the source has it.
+        tz: Time zone whose local midnight starts day and week bins, as ``LiveMonitor(tz=...)``.
+
+    Raises:
+        ParameterError: an unknown dialect or bad ratios.
     """
     variant = source.variant_col
-    window = queries.SequenceWindow(
-        since=pd.Timestamp("2026-01-05", tz="UTC"),
-        before=pd.Timestamp("2026-01-06", tz="UTC"),
-        units_before=0,
-        treatment_before=0,
-    )
+    bins = parse_freq(freq, tz)
+    p0 = _treatment_share(expected_ratios)
+    if segment_cols is None:
+        segment_cols = ["platform"] if "platform" in source.schema else []
+    if metric_cols is None:
+        metric_cols = ["load_ms"] if "load_ms" in source.schema else []
     plan = {
         "traffic_matrix": (
             "traffic matrix: active and first-exposure units per bin and variant "
             "(traffic anomaly, chi-square and anytime-valid SRM)",
-            queries.traffic_counts(source, variant, parse_freq(freq)),
+            queries.traffic_counts(source, variant, bins),
         ),
         "multiple_exposure": (
             "units seen under more than one variant (MULTIPLE_EXPOSURE)",
@@ -66,21 +133,53 @@ def check_queries(source: Source, dialect: str, freq: str = "D") -> dict[str, st
         "sprt_first_crossing": (
             "first crossing of the two-arm SPRT inside its candidate bins (sequential_method='sprt')",
             queries.first_sprt_crossing(
-                source, variant, "treatment", sprt_coefficients(0.5, 0.02), math.log(100.0), window
+                source, variant, "treatment", sprt_coefficients(p0, 0.02), math.log(100.0), EXAMPLE_WINDOW
             ),
         ),
     }
-    if "platform" in source.schema:
+    if segment_cols:
         plan["srm_by_segment"] = (
             "distinct units per segment and variant (check_srm_by)",
-            queries.segment_units(source, variant, ["platform"]),
+            queries.segment_units(source, variant, list(segment_cols)),
         )
-    if "load_ms" in source.schema:
+    if metric_cols:
         plan["metric_moments"] = (
             "per-variant moments of every metric (calculate_metrics, guardrails)",
-            variant_moments(source, variant, [MomentSpec("load_ms")], source.unit_col),
+            variant_moments(source, variant, [MomentSpec(column) for column in metric_cols], source.unit_col),
         )
-    return {
-        name: f"-- {purpose}\n{ibis.to_sql(expr, dialect=dialect)};\n"
-        for name, (purpose, expr) in plan.items()
-    }
+    _register_dialect(dialect)
+    return {name: f"-- {purpose}\n{_compile(expr, dialect)};\n" for name, (purpose, expr) in plan.items()}
+
+
+def _treatment_share(expected_ratios: Ratios) -> float:
+    """The treatment arm's designed share in a two-arm split; 0.5 when there are more arms."""
+    check_ratio_values(expected_ratios)
+    if isinstance(expected_ratios, Mapping):
+        if len(expected_ratios) != 2:
+            return 0.5
+        names = sorted(expected_ratios)
+        _, treatment = find_control(names)
+        shares = expected_shares(expected_ratios, names)
+        return float(shares[names.index(treatment)])
+    ratios = [float(r) for r in expected_ratios]
+    return ratios[1] / sum(ratios) if len(ratios) == 2 else 0.5
+
+
+def _register_dialect(dialect: str) -> None:
+    """Load the Ibis backend whose compiler options a dialect reads (PySpark's needs pyspark)."""
+    if dialect == "pyspark":
+        try:
+            ibis.pyspark  # noqa: B018 - registers ``ibis.options.pyspark``, which its compiler reads
+        except ImportError as exc:
+            raise ParameterError(
+                "--dialect pyspark needs pyspark installed: pip install 'xpyrment-sql[pyspark]'"
+            ) from exc
+
+
+def _compile(expr: ir.Table, dialect: str) -> str:
+    try:
+        return ibis.to_sql(expr, dialect=dialect)
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ParameterError(
+            f"dialect={dialect!r} is not a SQL dialect Ibis compiles to; e.g. {', '.join(DIALECTS)}"
+        ) from exc

@@ -1,0 +1,71 @@
+-- units seen under more than one variant (MULTIPLE_EXPOSURE)
+WITH `t1` AS (
+  SELECT DISTINCT
+    `t0`.`variant`,
+    `t0`.`unit_id` AS `unit`
+  FROM `exposures` AS `t0`
+  WHERE
+    `t0`.`ts` IS NOT NULL
+    AND `t0`.`variant` IS NOT NULL
+    AND `t0`.`unit_id` IS NOT NULL
+), `t4` AS (
+  SELECT
+    `t2`.`unit`,
+    COUNT(*) AS `variants`
+  FROM `t1` AS `t2`
+  GROUP BY
+    1
+)
+SELECT
+  `t9`.`units`,
+  `t9`.`multiple`,
+  `t14`.`first_variant`,
+  `t14`.`second_variant`,
+  `t14`.`pair_units`
+FROM (
+  SELECT
+    COUNT(*) AS `units`,
+    SUM(IF(`t5`.`variants` > 1, 1, 0)) AS `multiple`
+  FROM `t4` AS `t5`
+) AS `t9`
+LEFT OUTER JOIN (
+  SELECT
+    `t12`.`variant` AS `first_variant`,
+    `t12`.`variant_right` AS `second_variant`,
+    COUNT(*) AS `pair_units`
+  FROM (
+    SELECT
+      `t3`.`variant`,
+      `t3`.`unit`,
+      `t11`.`variant` AS `variant_right`,
+      `t11`.`unit` AS `unit_right`
+    FROM `t1` AS `t3`
+    INNER JOIN (
+      SELECT
+        `t5`.`unit`
+      FROM `t4` AS `t5`
+      WHERE
+        `t5`.`variants` > 1
+    ) AS `t7`
+      ON `t3`.`unit` = `t7`.`unit`
+    INNER JOIN (
+      SELECT
+        `t3`.`variant`,
+        `t3`.`unit`
+      FROM `t1` AS `t3`
+      INNER JOIN (
+        SELECT
+          `t5`.`unit`
+        FROM `t4` AS `t5`
+        WHERE
+          `t5`.`variants` > 1
+      ) AS `t7`
+        ON `t3`.`unit` = `t7`.`unit`
+    ) AS `t11`
+      ON `t3`.`unit` = `t11`.`unit` AND `t3`.`variant` < `t11`.`variant`
+  ) AS `t12`
+  GROUP BY
+    1,
+    2
+) AS `t14`
+  ON TRUE;
