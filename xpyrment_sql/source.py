@@ -18,6 +18,7 @@ import atexit
 import dataclasses
 import glob
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -186,13 +187,28 @@ def require_column(schema: Mapping[str, dt.DataType], name: str, role: str) -> s
     return name
 
 
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password, for messages (credentials never appear in output)."""
+    """``url`` without its secrets, for messages: credentials never appear in output.
+
+    The password in ``user:password@host`` and the value of every query parameter whose name looks
+    like a secret (``password=``, ``token=``, ``private_key=``, ``credentials=``...) become ``***``.
+    """
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        user_info, _, host = netloc.rpartition("@")
+        netloc = f"{user_info.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAMETER.search(name) else f"{name}={value}" if sep else name
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    shown = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    return shown + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _open_table(data: Any, table: str | None, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:

@@ -1,0 +1,43 @@
+"""Connection URLs in messages: passwords and secret-looking parameters become ``***``."""
+
+from __future__ import annotations
+
+import pytest
+
+from xpyrment_sql.cli import main
+from xpyrment_sql.source import redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgres://analyst:hunter2@db:5432/events", "postgres://analyst:***@db:5432/events"),
+        ("postgres://analyst:p%40ss:w@rd@db/events", "postgres://analyst:***@db/events"),
+        ("postgres://analyst@db/events", "postgres://analyst@db/events"),
+        ("duckdb:///data/warehouse.duckdb", "duckdb:///data/warehouse.duckdb"),
+        (
+            "snowflake://me:hunter2@acct/db/schema?warehouse=wh&private_key_file_pwd=hunter2&token=hunter2",
+            "snowflake://me:***@acct/db/schema?warehouse=wh&private_key_file_pwd=***&token=***",
+        ),
+        (
+            "bigquery://project/dataset?credentials=hunter2&location=EU",
+            "bigquery://project/dataset?credentials=***&location=EU",
+        ),
+        (
+            "trino://u:hunter2@host:8080/hive/logs?source=xp&secure",
+            "trino://u:***@host:8080/hive/logs?source=xp&secure",
+        ),
+    ],
+)
+def test_secrets_are_replaced_and_the_rest_kept(url, shown):
+    assert redact_url(url) == shown
+    assert "hunter2" not in redact_url(url)
+
+
+def test_a_connection_error_in_the_cli_shows_the_redacted_url_only(capsys):
+    url = "postgres://analyst:hunter2@127.0.0.1:1/events?password=hunter2"
+    code = main(["check", url, "--table", "public.exposures", "--time-col", "ts", "--ratios", "1,1"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "could not connect to postgres://analyst:***@127.0.0.1:1/events?password=***" in captured.err
+    assert "hunter2" not in captured.out + captured.err
