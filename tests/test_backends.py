@@ -2,9 +2,10 @@
 
 One log (``backends.experiment_log``) is loaded into each backend by the fixtures below; each check
 runs there and is compared with the same check on a pandas DataFrame read by the embedded DuckDB,
-which is itself compared with the pandas references in ``reference.py``. PostgreSQL runs as a role
-that may only SELECT from the table; Spark runs in local mode. Nothing here is skipped: a missing
-server or JVM fails with a message saying what to install.
+which is itself compared with the pandas references in ``reference.py``. ``duckdb`` is the user's
+own in-memory DuckDB connection, ``duckdb_file`` a ``duckdb://`` URL, ``duckdb_parquet`` a glob of
+Parquet files. PostgreSQL runs as a role that may only SELECT from the table; Spark runs in local
+mode. Nothing here is skipped: a missing server or JVM fails with a message saying what to install.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from backends import (
 )
 
 BACKENDS = (
+    "duckdb",
     "duckdb_file",
     "duckdb_parquet",
     "postgres",
@@ -115,6 +117,8 @@ def _load(backend: str, request, folder) -> tuple[Any, str | None]:
         return request.getfixturevalue("postgres_server").url(user, password), f"public.{TABLE}"
     if backend == "pyspark":
         return spark_table(request.getfixturevalue("spark"), frame), None
+    if backend == "duckdb":
+        return ibis.duckdb.connect().create_table(TABLE, arrow_log(frame)), None
     if backend == "sqlite":
         write_sqlite(frame, folder / "log.sqlite")
         return ibis.sqlite.connect(folder / "log.sqlite").table(TABLE), None
@@ -202,3 +206,11 @@ def test_duckdb_matches_the_pandas_reference(freq):
     np.testing.assert_allclose(
         sequential.running_log_likelihood_ratios, reference["running_log_likelihood_ratios"], rtol=1e-9
     )
+
+
+def test_spark_checks_leave_the_catalog_as_they_found_it(open_monitor, spark):
+    monitor = open_monitor("pyspark")
+    before = sorted((t.name, t.isTemporary) for t in spark.catalog.listTables())
+    for check in ("telemetry", "srm_by_segment", "metrics"):
+        CHECKS[check](monitor)
+    assert sorted((t.name, t.isTemporary) for t in spark.catalog.listTables()) == before
