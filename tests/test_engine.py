@@ -24,6 +24,7 @@ def test_memory_limit_threads_and_spill_folder_reach_duckdb(log, tmp_path):
     assert setting(monitor, "temp_directory") == str(tmp_path / "spill")
     assert setting(monitor, "enable_progress_bar") is False
     assert setting(monitor, "preserve_insertion_order") is False
+    assert setting(monitor, "parquet_metadata_cache") is True
     assert (
         xs.LiveMonitor(log, time_col="ts", progress=True)
         .source.backend.con.execute("SELECT current_setting('enable_progress_bar')")

@@ -248,7 +248,10 @@ def _embedded_duckdb(engine: EngineSettings) -> Any:
     """A private in-memory DuckDB: the only database this library ever creates objects in.
 
     Every query's result is small and placed by its keys (or ordered explicitly), so DuckDB need not
-    preserve insertion order, which lets its operators stream and spill with less memory.
+    preserve insertion order, which lets its operators stream and spill with less memory. Parquet
+    footers are cached (and re-read when a file changes): the traffic matrix scans the log once per
+    time chunk, and without the cache every scan keeps its own parsed copy of the footer outside
+    ``memory_limit`` (at 1e8 rows in 168 chunks that alone doubled peak memory).
     """
     spill = engine.temp_directory or _private_spill_folder()
     options = {
@@ -262,6 +265,7 @@ def _embedded_duckdb(engine: EngineSettings) -> Any:
     except Exception as exc:
         raise ParameterError(f"the DuckDB settings were refused: {exc}") from None
     backend.con.execute(f"SET enable_progress_bar = {str(engine.progress).lower()}")
+    backend.con.execute("SET parquet_metadata_cache = true")
     return backend
 
 
@@ -291,11 +295,36 @@ def _open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, bool]
     )
 
 
+def read_only_connect_options(url: str) -> dict[str, Any]:
+    """Options for ``ibis.connect(url)`` that keep the connection from creating anything.
+
+    DuckDB files open read-only. Ibis' Snowflake backend would otherwise create a database of UDFs
+    (``ibis_udfs``) on first connect. Ibis' Databricks backend always runs ``CREATE VOLUME`` when it
+    connects, so ``databricks://`` URLs are refused: read the table through Spark instead, or hand
+    in an Ibis table from a connection you opened yourself.
+
+    Raises:
+        SourceError: for a ``databricks://`` URL.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme == "databricks":
+        raise SourceError(
+            f"{redact_url(url)}: Ibis' Databricks backend creates a volume when it connects, and this "
+            "library only reads; pass ibis.pyspark.connect(spark).table(...) or a table of your own "
+            "ibis.databricks.connect(...) instead"
+        )
+    if scheme == "duckdb":
+        return {"read_only": True}
+    if scheme == "snowflake":
+        return {"create_object_udfs": False}
+    return {}
+
+
 def _open_url(url: str, table: str | None) -> tuple[ir.Table, Any]:
     shown = redact_url(url)
     if table is None:
         raise SourceError(f"a connection URL ({shown}) needs table= naming the table to monitor")
-    options = {"read_only": True} if url.startswith("duckdb://") else {}
+    options = read_only_connect_options(url)
     try:
         backend = ibis.connect(url, **options)
     except Exception as exc:

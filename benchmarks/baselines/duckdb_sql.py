@@ -98,8 +98,13 @@ def _quote(text: str) -> str:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory connection, with ``memory_limit`` from ``XPYRMENT_MEMORY_LIMIT`` if set."""
+    """An in-memory connection, with ``memory_limit`` from ``XPYRMENT_MEMORY_LIMIT`` if set.
+
+    Parquet footers are cached: the matrix query scans the file once per time range, and each scan
+    would otherwise parse and hold its own copy of the footer.
+    """
     con = duckdb.connect()
+    con.execute("SET parquet_metadata_cache = true")
     limit = os.environ.get("XPYRMENT_MEMORY_LIMIT")
     if limit:
         con.execute(f"SET memory_limit = {_quote(limit)}")
