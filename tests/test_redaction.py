@@ -1,11 +1,13 @@
-"""Connection URLs in messages: passwords and secret-looking parameters become ``***``."""
+"""Connection URLs: secrets never shown (passwords, secret-looking parameters), and nothing created."""
 
 from __future__ import annotations
 
 import pytest
 
+import xpyrment_sql as xs
 from xpyrment_sql.cli import main
-from xpyrment_sql.source import redact_url
+from xpyrment_sql.errors import SourceError
+from xpyrment_sql.source import read_only_connect_options, redact_url
 
 
 @pytest.mark.parametrize(
@@ -41,3 +43,15 @@ def test_a_connection_error_in_the_cli_shows_the_redacted_url_only(capsys):
     assert code == 2
     assert "could not connect to postgres://analyst:***@127.0.0.1:1/events?password=***" in captured.err
     assert "hunter2" not in captured.out + captured.err
+
+
+def test_urls_open_with_options_that_create_nothing():
+    assert read_only_connect_options("duckdb:///w.duckdb") == {"read_only": True}
+    assert read_only_connect_options("snowflake://me@acct/db/schema") == {"create_object_udfs": False}
+    assert read_only_connect_options("postgres://me@db/events") == {}
+
+
+def test_databricks_urls_are_refused_because_connecting_creates_a_volume():
+    with pytest.raises(SourceError, match="creates a volume when it connects") as info:
+        xs.LiveMonitor("databricks://token:hunter2@host/sql", time_col="ts", table="logs.exposures")
+    assert "hunter2" not in str(info.value)
