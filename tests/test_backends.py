@@ -84,6 +84,9 @@ variance needs a covariance aggregate (neither Polars' nor SQLite's Ibis backend
 """
 
 
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
 @functools.cache
 def log() -> pd.DataFrame:
     return experiment_log()
@@ -154,6 +157,7 @@ def assert_same(got: Any, expected: Any, where: str = "") -> None:
         assert isinstance(got, (int, float)), f"{where}: {got!r} != {expected!r}"
         assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {got!r} != {expected!r}"
     elif isinstance(expected, str) and isinstance(got, str) and any(c.isdigit() for c in expected):
+        assert NUMBER.sub("#", got) == NUMBER.sub("#", expected), f"{where}: {got!r} != {expected!r}"
         assert _numbers(got) == pytest.approx(_numbers(expected), rel=1e-6), f"{where}: {got!r}"
     else:
         assert got == expected, f"{where}: {got!r} != {expected!r}"
@@ -161,7 +165,7 @@ def assert_same(got: Any, expected: Any, where: str = "") -> None:
 
 def _numbers(text: str) -> list[float]:
     """The numbers in a message, so that ``p = 1.2300000001e-05`` and ``1.23e-05`` compare equal."""
-    return [float(token) for token in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text)]
+    return [float(token) for token in NUMBER.findall(text)]
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
