@@ -74,8 +74,8 @@ CHECKS: dict[str, Callable[[xs.LiveMonitor], Any]] = {
 CANNOT_RUN = {
     ("polars", "sprt"): ("check_sequential_srm", "has no window functions"),
     ("polars", "telemetry"): ("check_sequential_srm", "has no window functions"),
-    ("polars", "ratio_metric"): ("calculate_metrics", "Covariance"),
-    ("sqlite", "ratio_metric"): ("calculate_metrics", "Covariance"),
+    ("polars", "ratio_metric"): ("calculate_metrics", "has no Covariance operation"),
+    ("sqlite", "ratio_metric"): ("calculate_metrics", "has no Covariance operation"),
 }
 """(backend, check) -> words the BackendError must hold: the check, and what the engine lacks.
 

@@ -38,6 +38,8 @@ from xpyrment_sql.bins import as_utc
 from xpyrment_sql.errors import BackendError, ColumnError, DataError, ParameterError, SourceError
 
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+_MISSING_OPERATION = re.compile(r"(?:operations\.(?:\w+\.)*|rule for ')(\w+)'")
+"""The Ibis operation named in a backend's "no translation rule for ..." error."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +118,9 @@ class Source:
         try:
             return self.backend.execute(expr)
         except (com.OperationNotDefinedError, com.UnsupportedOperationError) as exc:
-            raise BackendError(f"the {self.backend_name} backend cannot run {purpose}: {exc}") from exc
+            operation = _MISSING_OPERATION.search(str(exc))
+            missing = f"it has no {operation[1]} operation" if operation else str(exc)
+            raise BackendError(f"the {self.backend_name} backend cannot run {purpose}: {missing}") from exc
 
     def require_window_functions(self, purpose: str) -> None:
         """Raise a :class:`BackendError` before sending ``purpose``'s query to an engine without windows.
