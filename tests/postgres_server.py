@@ -92,22 +92,8 @@ def running_server() -> Iterator[PostgresServer]:
         for path in (folder, pwfile):
             os.chown(path, owner.pw_uid, owner.pw_gid)
     port = _free_port()
-    _run(
-        [
-            *as_user,
-            str(binaries / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            SUPERUSER,
-            f"--pwfile={pwfile}",
-            "--auth=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ],
-        folder,
-    )
+    initdb = [str(binaries / "initdb"), "-D", str(data), "-U", SUPERUSER, f"--pwfile={pwfile}"]
+    initdb += ["--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"]
     options = " ".join(
         [
             f"-h 127.0.0.1 -p {port} -k {folder}",
@@ -115,35 +101,16 @@ def running_server() -> Iterator[PostgresServer]:
             "-c log_statement=all -c log_line_prefix='[%u] '",
         ]
     )
-    _run(
-        [
-            *as_user,
-            str(binaries / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log_path),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        ],
-        folder,
-    )
-    server = PostgresServer(port=port, password=password, log_path=log_path)
+    pg_ctl = [*as_user, str(binaries / "pg_ctl"), "-D", str(data)]
     try:
+        _run([*as_user, *initdb], folder)
+        _run([*pg_ctl, "-l", str(log_path), "-w", "-t", "60", "-o", options, "start"], folder)
+        server = PostgresServer(port=port, password=password, log_path=log_path)
         with server.connect(database="postgres") as admin:
             admin.execute(f"CREATE DATABASE {DATABASE}")
         yield server
     finally:
-        subprocess.run(
-            [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-            capture_output=True,
-            check=False,
-            cwd=folder,
-        )
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True, check=False, cwd=folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 
