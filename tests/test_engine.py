@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -19,7 +20,11 @@ def test_memory_limit_threads_and_spill_folder_reach_duckdb(log, tmp_path):
     monitor = xs.LiveMonitor(
         log, time_col="ts", memory_limit="512MB", threads=1, temp_directory=str(tmp_path / "spill")
     )
-    assert setting(monitor, "memory_limit") in {"488.2 MiB", "512.0 MB", "488.2MiB"}
+    # A 512 MB budget leaves DuckDB half of it (256 MiB held back would leave less): 256,000,000 bytes.
+    reference = duckdb.connect()
+    reference.execute("SET memory_limit = '256000000B'")
+    expected = reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert setting(monitor, "memory_limit") == expected == "244.1 MiB"
     assert setting(monitor, "threads") == 1
     assert setting(monitor, "temp_directory") == str(tmp_path / "spill")
     assert setting(monitor, "enable_progress_bar") is False
@@ -32,9 +37,14 @@ def test_memory_limit_threads_and_spill_folder_reach_duckdb(log, tmp_path):
     )
 
 
-def test_a_refused_memory_limit_is_a_parameter_error(log):
-    with pytest.raises(ParameterError, match="the DuckDB settings were refused"):
+def test_a_memory_limit_that_is_not_a_size_is_a_parameter_error(log):
+    with pytest.raises(ParameterError, match="memory_limit='lots' is not a memory size"):
         xs.LiveMonitor(log, time_col="ts", memory_limit="lots")
+
+
+def test_refused_duckdb_settings_are_a_parameter_error(log):
+    with pytest.raises(ParameterError, match="the DuckDB settings were refused"):
+        xs.LiveMonitor(log, time_col="ts", threads=-3)
 
 
 def test_a_small_memory_limit_still_gives_exact_counts(tmp_path):

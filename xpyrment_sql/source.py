@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from xpyrment_sql.bins import as_utc
 from xpyrment_sql.errors import BackendError, ColumnError, DataError, ParameterError, SourceError
+from xpyrment_sql.memory_budget import duckdb_share
 
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
 _MISSING_OPERATION = re.compile(r"(?:operations\.(?:\w+\.)*|rule for ')(\w+)'")
@@ -47,7 +48,8 @@ class EngineSettings:
     """Settings of the private embedded DuckDB that reads files and DataFrames.
 
     Attributes:
-        memory_limit: DuckDB ``memory_limit`` (e.g. ``"8GB"``); beyond it DuckDB spills to disk.
+        memory_limit: The process's memory budget (e.g. ``"8GB"``); DuckDB's own ``memory_limit`` is
+            set a little below it (see ``memory_budget``), and beyond that DuckDB spills to disk.
         threads: DuckDB ``threads``; default all cores.
         temp_directory: Where DuckDB spills; default a fresh private folder removed at exit.
         progress: Print DuckDB's progress bar on stderr for queries longer than two seconds.
@@ -259,7 +261,7 @@ def _embedded_duckdb(engine: EngineSettings) -> Any:
     """
     spill = engine.temp_directory or _private_spill_folder()
     options = {
-        "memory_limit": engine.memory_limit,
+        "memory_limit": None if engine.memory_limit is None else duckdb_share(engine.memory_limit),
         "threads": engine.threads,
         "temp_directory": spill,
         "preserve_insertion_order": False,
