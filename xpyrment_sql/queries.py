@@ -127,7 +127,9 @@ def multiple_exposure_counts(source: Source, variant_col: str, until: pd.Timesta
 
     From the distinct (variant, unit) pairs, a grouped count per unit gives the distinct ``units``
     and the ``multiple`` ones (two or more variants). Only the multiple units' pairs are joined with
-    themselves on ``unit`` (``first_variant < second_variant``) and counted per pair of variants.
+    themselves on ``unit``, kept where ``first_variant < second_variant`` (a filter after an equality
+    join, which engines without inequality join predicates, such as Polars, can run) and counted
+    per pair of variants.
     The totals are left-joined to the pair counts on ``TRUE``, so one row comes back even when no
     unit is shared.
 
@@ -143,7 +145,8 @@ def multiple_exposure_counts(source: Source, variant_col: str, until: pd.Timesta
     )
     shared = pairs.join(per_unit.filter(per_unit.variants > 1).select("unit"), "unit")
     other = shared.view()
-    both = shared.join(other, [shared.unit == other.unit, shared.variant < other.variant])
+    both = shared.join(other, "unit")
+    both = both.filter(both.variant < both.variant_right)
     per_pair = both.group_by(first_variant=both.variant, second_variant=both.variant_right).aggregate(
         pair_units=both.count()
     )
