@@ -17,9 +17,9 @@ WITH "t1" AS (
 SELECT
   "t9"."units" AS "units",
   "t9"."multiple" AS "multiple",
-  "t14"."first_variant" AS "first_variant",
-  "t14"."second_variant" AS "second_variant",
-  "t14"."pair_units" AS "pair_units"
+  "t15"."first_variant" AS "first_variant",
+  "t15"."second_variant" AS "second_variant",
+  "t15"."pair_units" AS "pair_units"
 FROM (
   SELECT
     COUNT(*) AS "units",
@@ -28,28 +28,17 @@ FROM (
 ) AS "t9"
 LEFT OUTER JOIN (
   SELECT
-    "t12"."variant" AS "first_variant",
-    "t12"."variant_right" AS "second_variant",
+    "t13"."variant" AS "first_variant",
+    "t13"."variant_right" AS "second_variant",
     COUNT(*) AS "pair_units"
   FROM (
     SELECT
-      "t3"."variant" AS "variant",
-      "t3"."unit" AS "unit",
-      "t11"."variant" AS "variant_right",
-      "t11"."unit" AS "unit_right"
-    FROM "t1" AS "t3"
-    INNER JOIN (
-      SELECT
-        "t5"."unit" AS "unit"
-      FROM "t4" AS "t5"
-      WHERE
-        "t5"."variants" > 1
-    ) AS "t7"
-      ON "t3"."unit" = "t7"."unit"
-    INNER JOIN (
+      *
+    FROM (
       SELECT
         "t3"."variant" AS "variant",
-        "t3"."unit" AS "unit"
+        "t3"."unit" AS "unit",
+        "t11"."variant" AS "variant_right"
       FROM "t1" AS "t3"
       INNER JOIN (
         SELECT
@@ -59,11 +48,27 @@ LEFT OUTER JOIN (
           "t5"."variants" > 1
       ) AS "t7"
         ON "t3"."unit" = "t7"."unit"
-    ) AS "t11"
-      ON "t3"."unit" = "t11"."unit" AND "t3"."variant" < "t11"."variant"
-  ) AS "t12"
+      INNER JOIN (
+        SELECT
+          "t3"."variant" AS "variant",
+          "t3"."unit" AS "unit"
+        FROM "t1" AS "t3"
+        INNER JOIN (
+          SELECT
+            "t5"."unit" AS "unit"
+          FROM "t4" AS "t5"
+          WHERE
+            "t5"."variants" > 1
+        ) AS "t7"
+          ON "t3"."unit" = "t7"."unit"
+      ) AS "t11"
+        ON "t3"."unit" = "t11"."unit"
+    ) AS "t12"
+    WHERE
+      "t12"."variant" < "t12"."variant_right"
+  ) AS "t13"
   GROUP BY
-    "t12"."variant",
-    "t12"."variant_right"
-) AS "t14"
+    "t13"."variant",
+    "t13"."variant_right"
+) AS "t15"
   ON TRUE;

@@ -19,9 +19,9 @@ WITH "t1" AS (
 SELECT
   "t9"."units",
   "t9"."multiple",
-  "t14"."first_variant",
-  "t14"."second_variant",
-  "t14"."pair_units"
+  "t15"."first_variant",
+  "t15"."second_variant",
+  "t15"."pair_units"
 FROM (
   SELECT
     COUNT(*) AS "units",
@@ -30,28 +30,17 @@ FROM (
 ) AS "t9"
 LEFT OUTER JOIN (
   SELECT
-    "t12"."variant" AS "first_variant",
-    "t12"."variant_right" AS "second_variant",
+    "t13"."variant" AS "first_variant",
+    "t13"."variant_right" AS "second_variant",
     COUNT(*) AS "pair_units"
   FROM (
     SELECT
-      "t3"."variant",
-      "t3"."unit",
-      "t11"."variant" AS "variant_right",
-      "t11"."unit" AS "unit_right"
-    FROM "t1" AS "t3"
-    INNER JOIN (
-      SELECT
-        "t5"."unit"
-      FROM "t4" AS "t5"
-      WHERE
-        "t5"."variants" > 1
-    ) AS "t7"
-      ON "t3"."unit" = "t7"."unit"
-    INNER JOIN (
+      *
+    FROM (
       SELECT
         "t3"."variant",
-        "t3"."unit"
+        "t3"."unit",
+        "t11"."variant" AS "variant_right"
       FROM "t1" AS "t3"
       INNER JOIN (
         SELECT
@@ -61,11 +50,27 @@ LEFT OUTER JOIN (
           "t5"."variants" > 1
       ) AS "t7"
         ON "t3"."unit" = "t7"."unit"
-    ) AS "t11"
-      ON "t3"."unit" = "t11"."unit" AND "t3"."variant" < "t11"."variant"
-  ) AS "t12"
+      INNER JOIN (
+        SELECT
+          "t3"."variant",
+          "t3"."unit"
+        FROM "t1" AS "t3"
+        INNER JOIN (
+          SELECT
+            "t5"."unit"
+          FROM "t4" AS "t5"
+          WHERE
+            "t5"."variants" > 1
+        ) AS "t7"
+          ON "t3"."unit" = "t7"."unit"
+      ) AS "t11"
+        ON "t3"."unit" = "t11"."unit"
+    ) AS "t12"
+    WHERE
+      "t12"."variant" < "t12"."variant_right"
+  ) AS "t13"
   GROUP BY
     1,
     2
-) AS "t14"
+) AS "t15"
   ON TRUE;
