@@ -13,8 +13,11 @@ Bins are ``CAST(FLOOR((EPOCH(ts) + origin) / width) AS BIGINT)``. ``XPYRMENT_MEM
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import duckdb
@@ -101,9 +104,12 @@ def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory connection, with ``memory_limit`` from ``XPYRMENT_MEMORY_LIMIT`` if set.
 
     Parquet footers are cached: the matrix query scans the file once per time range, and each scan
-    would otherwise parse and hold its own copy of the footer.
+    would otherwise parse and hold its own copy of the footer. Spills go to a private temporary
+    folder (DuckDB's default is ``.tmp`` in the working directory), removed at exit.
     """
-    con = duckdb.connect()
+    spill = tempfile.mkdtemp(prefix="duckdb-sql-spill-")
+    atexit.register(shutil.rmtree, spill, ignore_errors=True)
+    con = duckdb.connect(config={"temp_directory": spill})
     con.execute("SET parquet_metadata_cache = true")
     limit = os.environ.get("XPYRMENT_MEMORY_LIMIT")
     if limit:
