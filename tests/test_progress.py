@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -72,7 +73,7 @@ def _check(big_log, *extra, stderr_tty):
 
 def test_the_cli_draws_progress_on_a_terminal(big_log):
     drawn = _check(big_log, stderr_tty=True)
-    assert "s  traffic matrix" in drawn
+    assert re.search(r"\d+\.\ds  (traffic matrix|multiple exposure)", drawn), "elapsed time and the check"
     assert drawn.endswith(CLEAR_LINE)
 
 

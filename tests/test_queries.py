@@ -14,13 +14,14 @@ from xpyrment_sql.bins import parse_freq, time_chunks
 from conftest import make_log
 
 
-def test_run_telemetry_checks_sends_at_most_three_queries(query_log):
-    """The matrix, the multiple-exposure counts, and for the SPRT its crossing only when one is possible."""
+def test_run_telemetry_checks_sends_two_queries_and_the_sprt_none_of_its_own(query_log):
+    """The matrix (which also finds the SPRT's first crossing) and the multiple-exposure counts."""
     log = make_log(units=5000, rows=40_000, days=10)
     monitor = xs.LiveMonitor(log, time_col="ts")
     report = monitor.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
-    assert len(query_log) == 2, "healthy: the traffic matrix alone rules out an SPRT crossing"
+    assert len(query_log) == 2
     assert "GROUP BY" in query_log[0]
+    assert "ROW_NUMBER() OVER" in query_log[0], "the crossing's window runs inside the matrix query"
     assert "ON TRUE" in query_log[1], "the multiple-exposure totals joined to the per-pair counts"
     assert report.traffic.active.shape == (240, 2)
     assert report.sequential_srm.stopped_index == -1
@@ -30,8 +31,8 @@ def test_run_telemetry_checks_sends_at_most_three_queries(query_log):
     broken = xs.LiveMonitor(log[~lost], time_col="ts")
     report = broken.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
     assert report.sequential_srm.srm_detected
-    assert len(query_log) == 3, "the traffic matrix, the crossing inside the candidate bins, exposures"
-    assert "LIMIT 1" in query_log[1]
+    assert len(query_log) == 2, "the crossing comes back with the matrix"
+    assert report.sequential_srm.stopped_index >= 0
 
 
 def test_the_anytime_test_needs_no_query_of_its_own(query_log):
@@ -41,7 +42,7 @@ def test_the_anytime_test_needs_no_query_of_its_own(query_log):
     assert report.sequential_srm.srm_detected
     assert "MULTIPLE_EXPOSURE" not in report.alerts_triggered
     assert len(query_log) == 2, "the traffic matrix and the multiple-exposure counts"
-    assert not any("LIMIT 1" in q for q in query_log)
+    assert not any("ROW_NUMBER() OVER" in q for q in query_log), "the anytime test needs no window"
     query_log.clear()
     report = xs.LiveMonitor(log, time_col="ts").run_telemetry_checks(
         [1, 1], freq="h", max_multiple_exposure_share=None
@@ -61,21 +62,21 @@ def test_three_arms_need_two_queries(query_log):
     assert "exactly two variants" in report.sequential_srm.message
 
 
-def test_single_checks_send_one_query_each_and_sprt_two(log, query_log):
+def test_single_checks_send_one_query_each(log, query_log):
     monitor = xs.LiveMonitor(log.assign(variant_group=log.unit_id % 3), time_col="ts")
     monitor.get_binned_traffic(freq="h")
     assert len(query_log) == 1
     monitor.check_live_srm([1, 1])
     assert len(query_log) == 2
     assert "COUNT(DISTINCT" in query_log[-1]
-    monitor.check_sequential_srm(target_treatment_ratio=0.3)
-    assert len(query_log) == 4, "a 30% design on a 50/50 log crosses: matrix plus crossing"
+    assert monitor.check_sequential_srm(target_treatment_ratio=0.3).srm_detected
+    assert len(query_log) == 3, "a 30% design on a 50/50 log crosses, found by the matrix query"
     monitor.check_anytime_srm([7, 3])
-    assert len(query_log) == 5
+    assert len(query_log) == 4
     monitor.check_multiple_exposure()
-    assert len(query_log) == 6
+    assert len(query_log) == 5
     monitor.check_srm_by("variant_group", [1, 1])
-    assert len(query_log) == 7
+    assert len(query_log) == 6
     assert "COUNT(DISTINCT" in query_log[-1]
 
 

@@ -16,7 +16,6 @@ from xpyrment_sql.stats.srm import (
     expected_shares,
     find_control,
     sprt_log_likelihood_ratio,
-    sprt_search_bins,
 )
 
 
@@ -99,25 +98,26 @@ def test_window_limits_the_baseline():
 
 @settings(max_examples=200, deadline=None)
 @given(
-    share=st.floats(0.3, 0.7),
-    p0=st.sampled_from([0.5, 0.4, 0.6]),
-    sizes=st.lists(st.integers(0, 60), min_size=1, max_size=30),
-    seed=st.integers(0, 2**32 - 1),
+    p0=st.floats(0.05, 0.95),
+    delta=st.floats(0.001, 0.04),
+    y=st.lists(st.integers(0, 1), min_size=1, max_size=300),
 )
-def test_sprt_search_bins_always_contain_the_first_crossing(share, p0, sizes, seed):
-    rng = np.random.default_rng(seed)
-    y = (rng.random(sum(sizes)) < share).astype(int)
+def test_sprt_is_unchanged_by_swapping_the_arms_and_p0(p0, delta, y):
+    """The symmetry the traffic query relies on: ``y -> 1 - y`` with ``p0 -> 1 - p0`` keeps every LR.
+
+    So the query can test the non-reference arm with its own designed share, whichever arm is treatment.
+    """
+    y = np.asarray(y)
     n = np.arange(1, y.size + 1)
-    per_unit = sprt_log_likelihood_ratio(np.cumsum(y), n, p0, 0.05)
-    crossed = np.flatnonzero(per_unit >= np.log(1 / 0.05))
-    bin_of_unit = np.repeat(np.arange(len(sizes)), sizes)
-    new_treatment = np.bincount(bin_of_unit, weights=y, minlength=len(sizes))
-    search = sprt_search_bins(new_treatment, np.asarray(sizes), p0, 0.05, 0.05)
-    if crossed.size == 0:
-        return
-    assert search is not None
-    first, last = search
-    assert first <= bin_of_unit[crossed[0]] <= last
+    treated = sprt_log_likelihood_ratio(np.cumsum(y), n, p0, delta)
+    swapped = sprt_log_likelihood_ratio(np.cumsum(1 - y), n, 1 - p0, delta)
+    np.testing.assert_allclose(swapped, treated, rtol=1e-12, atol=1e-12)
+    up, down = p0 + delta, p0 - delta
+    k = np.cumsum(y)
+    likelihood_up = (up / p0) ** k * ((1 - up) / (1 - p0)) ** (n - k)
+    likelihood_down = (down / p0) ** k * ((1 - down) / (1 - p0)) ** (n - k)
+    by_hand = np.log(0.5 * likelihood_up + 0.5 * likelihood_down)
+    np.testing.assert_allclose(treated, by_hand, rtol=1e-9, atol=1e-9)
 
 
 def test_a_single_variant_has_nothing_to_mismatch():

@@ -7,20 +7,23 @@ up in review.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from xpyrment_sql import queries
-from xpyrment_sql.assignment import Ratios, check_ratio_values
+from xpyrment_sql.assignment import (
+    SPRT_DELTA,
+    Ratios,
+    check_ratio_values,
+    sprt_query,
+    sprt_shares_for_ratios,
+)
 from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.moments import MomentSpec, variant_moments
 from xpyrment_sql.source import Source, open_source
-from xpyrment_sql.stats.srm import expected_shares, find_control, sprt_coefficients
 
 DIALECTS = (
     "duckdb",
@@ -42,15 +45,6 @@ EXAMPLE_SCHEMA = {
     "load_ms": "float64",
 }
 """One row per exposure: the unit, its variant, when, and a segment and a metric column."""
-
-EXAMPLE_WINDOW = queries.SequenceWindow(
-    since=pd.Timestamp("2026-01-05", tz="UTC"),
-    before=pd.Timestamp("2026-01-06", tz="UTC"),
-    units_before=0,
-    treatment_before=0,
-)
-"""The SPRT crossing's search window shown in the SQL (the real one comes from the traffic matrix)."""
-
 
 def example_source(table: str = "exposures") -> Source:
     """An unbound table with :data:`EXAMPLE_SCHEMA`; compiling it needs no database."""
@@ -98,8 +92,8 @@ def check_queries(
         source: The table (bound or not: nothing is executed).
         dialect: Any SQL dialect Ibis compiles to (``duckdb``, ``postgres``, ``bigquery``, ...).
         freq: Bin size of the traffic matrix.
-        expected_ratios: Designed split; with two arms it sets the SPRT's ``p0``, the treatment's
-            share (a list is read as ``[control, treatment]``, a dict finds control by name).
+        expected_ratios: Designed split; with two arms its shares are the SPRT's candidate ``p0``
+            values (an even split needs one crossing column, an uneven one two).
         segment_cols: Columns for the ``check_srm_by`` query; default the example's ``platform``
             when the source has it.
         metric_cols: Columns for the metrics query (one mean metric each); default the example's
@@ -111,7 +105,8 @@ def check_queries(
     """
     variant = source.variant_col
     bins = parse_freq(freq, tz)
-    p0 = _treatment_share(expected_ratios)
+    check_ratio_values(expected_ratios)
+    shares = sprt_shares_for_ratios(expected_ratios) or (0.5,)
     if segment_cols is None:
         segment_cols = ["platform"] if "platform" in source.schema else []
     if metric_cols is None:
@@ -130,11 +125,10 @@ def check_queries(
             "distinct units per variant (check_live_srm on its own)",
             queries.units_per_variant(source, variant),
         ),
-        "sprt_first_crossing": (
-            "first crossing of the two-arm SPRT inside its candidate bins (sequential_method='sprt')",
-            queries.first_sprt_crossing(
-                source, variant, "treatment", sprt_coefficients(p0, 0.02), math.log(100.0), EXAMPLE_WINDOW
-            ),
+        "traffic_matrix_sprt": (
+            "traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', "
+            "check_sequential_srm)",
+            queries.traffic_counts(source, variant, bins, sprt=sprt_query(shares, SPRT_DELTA, 0.01)),
         ),
     }
     if segment_cols:
@@ -149,20 +143,6 @@ def check_queries(
         )
     _register_dialect(dialect)
     return {name: f"-- {purpose}\n{_compile(expr, dialect)};\n" for name, (purpose, expr) in plan.items()}
-
-
-def _treatment_share(expected_ratios: Ratios) -> float:
-    """The treatment arm's designed share in a two-arm split; 0.5 when there are more arms."""
-    check_ratio_values(expected_ratios)
-    if isinstance(expected_ratios, Mapping):
-        if len(expected_ratios) != 2:
-            return 0.5
-        names = sorted(expected_ratios)
-        _, treatment = find_control(names)
-        shares = expected_shares(expected_ratios, names)
-        return float(shares[names.index(treatment)])
-    ratios = [float(r) for r in expected_ratios]
-    return ratios[1] / sum(ratios) if len(ratios) == 2 else 0.5
 
 
 def _register_dialect(dialect: str) -> None:

@@ -230,14 +230,18 @@ class LiveMonitor:
         alpha: float = 0.01,
         freq: str = "D",
     ) -> SequentialSRMResult:
-        """Two-arm mixture SPRT over units in order of first exposure.
+        """Two-arm mixture SPRT over units in order of first exposure (one query).
 
-        The exact stopping position is found in the backend (running counts in window functions);
-        ``running_likelihood_ratios`` is the LR at the end of each ``freq`` bin.
+        The exact stopping position is found in the backend, in the traffic matrix query (running
+        counts in window functions over the first exposures); ``running_likelihood_ratios`` is the LR
+        at the end of each ``freq`` bin.
         """
         check_sprt_parameters(target_treatment_ratio, delta, alpha)
-        matrix = self.traffic_matrix(variant_col, freq)
-        return assignment.sprt(self.source, matrix, target_treatment_ratio, delta, alpha, self.tz, self.until)
+        shares = assignment.sprt_candidate_shares(target_treatment_ratio)
+        matrix, crossings = self._traffic_and_sprt(
+            self._variant(variant_col), parse_freq(freq, self.tz), shares, delta, alpha
+        )
+        return assignment.sprt(matrix, crossings, target_treatment_ratio, delta, alpha)
 
     def check_multiple_exposure(
         self, variant_col: str | None = None, max_share: float = 0.01
@@ -299,8 +303,8 @@ class LiveMonitor:
         The sequential check is the anytime-valid test (any number of arms, computed from the traffic
         matrix) or, with ``sequential_method="sprt"``, the seed's two-arm SPRT, which ignores
         ``min_units`` and ``min_deviation``. At most three queries reach the backend: the traffic
-        matrix, the multiple-exposure counts (skipped with ``max_multiple_exposure_share=None``),
-        and for the SPRT its first crossing when the per-bin counts allow one. An SRM from either
+        matrix (which, for the SPRT, also finds its first crossing), the multiple-exposure counts
+        (skipped with ``max_multiple_exposure_share=None``) and the guardrails. An SRM from either
         test sets the sticky ``shutoff_triggered`` flag; multiple exposure alerts without it.
         ``guardrails`` adds one query (all guarded metrics at once) and a ``GUARDRAIL_BREACH`` alert per
         breached guardrail and treatment arm; only guardrails built with ``shutoff=True`` set
@@ -317,7 +321,14 @@ class LiveMonitor:
         assignment.check_ratio_values(expected_ratios)
         column = self._variant(variant_col)
         guarded = self.check_guardrails(guardrails, variant_col=column) if guardrails else None
-        matrix = self._traffic(column, parse_freq(freq, self.tz))
+        bins = parse_freq(freq, self.tz)
+        if sequential_method == "sprt":
+            shares = assignment.sprt_shares_for_ratios(expected_ratios)
+            matrix, crossings = self._traffic_and_sprt(
+                column, bins, shares, assignment.SPRT_DELTA, sequential_alpha
+            )
+        else:
+            matrix = self._traffic(column, bins)
         anomaly = traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold)
         live = chi_square_srm(
             matrix.units, expected_ratios, matrix.variants, srm_alpha, min_units, min_deviation
@@ -327,9 +338,7 @@ class LiveMonitor:
                 matrix, expected_ratios, sequential_alpha, concentration, min_units, min_deviation
             )
         else:
-            sequential = assignment.sprt_for_ratios(
-                self.source, matrix, expected_ratios, sequential_alpha, self.tz, self.until
-            )
+            sequential = assignment.sprt_for_ratios(matrix, crossings, expected_ratios, sequential_alpha)
         exposure = None
         if max_multiple_exposure_share is not None:
             exposure = assignment.multiple_exposure(
@@ -503,16 +512,45 @@ class LiveMonitor:
         return self.source.require_column(variant_col, "variant_col")
 
     def _traffic(self, variant_col: str, bins: BinSpec) -> TrafficMatrix:
+        counts = self._traffic_counts(variant_col, bins)
+        return traffic_matrix(counts, bins, variant_col, self._last_key(bins))
+
+    def _traffic_and_sprt(
+        self, variant_col: str, bins: BinSpec, shares: Sequence[float], delta: float, alpha: float
+    ) -> tuple[TrafficMatrix, assignment.SprtCrossings | None]:
+        """The traffic matrix and, for two-arm shares, the SPRT's first crossings: one query."""
+        sprt = assignment.sprt_query(shares, delta, alpha)
+        purpose = (
+            "the traffic matrix with the SPRT's first crossing "
+            "(check_sequential_srm, or sequential_method='sprt')"
+        )
+        if sprt is not None:
+            self.source.require_window_functions(purpose)
+        counts = self._traffic_counts(variant_col, bins, sprt, purpose)
+        matrix = traffic_matrix(counts, bins, variant_col, self._last_key(bins))
+        crossings = assignment.SprtCrossings.from_counts(counts, shares) if sprt is not None else None
+        return matrix, crossings
+
+    def _traffic_counts(
+        self,
+        variant_col: str,
+        bins: BinSpec,
+        sprt: queries.SprtSpec | None = None,
+        purpose: str = "the traffic matrix",
+    ) -> pd.DataFrame:
         span = self.source.span
         chunks = ((None, None),)
         if span is not None and self.exact:
             last = span.last if self.until is None else min(span.last, self.until)
             chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
-        counts = self.source.execute(
-            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks, self.exact)
+        return self.source.execute(
+            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks, self.exact, sprt),
+            purpose,
         )
-        last_key = bins.key_of(self.until) if self.until is not None else None
-        return traffic_matrix(counts, bins, variant_col, last_key)
+
+    def _last_key(self, bins: BinSpec) -> int | None:
+        """Key of the bin holding ``until``, shown even when empty; None without ``until``."""
+        return bins.key_of(self.until) if self.until is not None else None
 
     def _dispatch(self, alert_type: str, message: str, payload: Any) -> DispatchOutcome | None:
         if self.dispatcher is None:

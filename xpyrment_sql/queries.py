@@ -68,6 +68,7 @@ def traffic_counts(
     until: pd.Timestamp | None = None,
     chunks: Sequence[Chunk] = ((None, None),),
     exact: bool = True,
+    sprt: SprtSpec | None = None,
 ) -> ir.Table:
     """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
 
@@ -77,6 +78,11 @@ def traffic_counts(
     Every (bin, variant) with a new unit also has an active one, so a left join completes the table.
     No window functions: the query runs on engines without them. With ``exact=False`` the active
     count is the backend's HyperLogLog estimate per (bin, variant) instead, with no deduplication.
+
+    With ``sprt``, the first exposures also pass through one ordered window that finds the SPRT's
+    first crossing (see :func:`_first_exposures_with_crossings` for the columns it adds): the same
+    grouped minimum feeds both, so the seed's test costs one sort of the first exposures and no
+    second scan of the log.
     """
     rows = exposures(source, variant_col, until)
     if exact:
@@ -85,10 +91,14 @@ def traffic_counts(
         binned = rows.mutate(bin=bin_key(rows.ts, bins, until))
         active = binned.group_by(["bin", "variant"]).aggregate(active=binned.unit.approx_nunique())
     firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
-    firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
-    new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
+    if sprt is None:
+        firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
+        new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
+    else:
+        new = _first_exposures_with_crossings(firsts, bins, until, sprt)
     joined = active.left_join(new, ["bin", "variant"])
-    return joined.select("bin", "variant", "active", new=ibis.coalesce(joined.new, 0))
+    extra = [name for name in new.columns if name not in ("bin", "variant", "new")]
+    return joined.select("bin", "variant", "active", *extra, new=ibis.coalesce(joined.new, 0))
 
 
 def _active_units(
@@ -176,73 +186,64 @@ def segment_units(
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceWindow:
-    """The stretch of the first-exposure sequence an SPRT search has to look at.
+class SprtSpec:
+    """The two-arm SPRT whose first crossing the traffic matrix query finds, in the same pass.
+
+    The sequence holds each (variant, unit) pair at its first exposure, ordered by time, then unit id,
+    then variant. ``y = 1`` for pairs whose variant is not the *reference* variant (``MIN(variant)``,
+    a scalar subquery), so the query needs no variant name before it runs. Swapping the two arms and
+    ``p0 -> 1 - p0`` leaves the mixture LR unchanged, so testing ``y`` with ``p0`` = the designed share
+    of the non-reference arm is the seed's test; that share is known only once the variants are, so
+    the query finds a crossing for each candidate share and the caller keeps the one that applies.
 
     Attributes:
-        since: Earliest first exposure to consider (start of the first bin that can cross).
-        before: First exposures from here on are not needed (end of the last bin that can cross).
-        units_before: Units whose first exposure precedes ``since`` (all variants).
-        treatment_before: Treatment units among them.
+        coefficients: Per candidate share, the per-unit increments ``(a_up, b_up, a_dn, b_dn)``
+            (see :func:`xpyrment_sql.stats.srm.sprt_coefficients`).
+        log_threshold: ``log(1/alpha)``; the test stops at the first unit whose ``log LR`` reaches it.
     """
 
-    since: pd.Timestamp
-    before: pd.Timestamp
-    units_before: int
-    treatment_before: int
+    coefficients: tuple[tuple[float, float, float, float], ...]
+    log_threshold: float
 
 
-def first_sprt_crossing(
-    source: Source,
-    variant_col: str,
-    treatment: object,
-    coefficients: tuple[float, float, float, float],
-    log_threshold: float,
-    window: SequenceWindow,
-    until: pd.Timestamp | None = None,
+def _first_exposures_with_crossings(
+    firsts: ir.Table, bins: BinSpec, until: pd.Timestamp | None, sprt: SprtSpec
 ) -> ir.Table:
-    """The first unit at which the two-point mixture SPRT crosses ``log(1/alpha)``: zero or one row.
+    """New units per (bin, variant), with each bin's first SPRT crossing per candidate share.
 
-    The sequence is each (variant, unit) pair at its first exposure, ordered by time with ties broken
-    by unit id; ``y = 1`` for treatment. After ``n`` units of which ``k`` are treatment,
-    ``log L(up) = k*a_up + (n-k)*b_up`` and ``log L(down) = k*a_dn + (n-k)*b_dn`` (``coefficients`` =
-    ``(a_up, b_up, a_dn, b_dn)``), and ``log LR = log(0.5) + m + log(1 + exp(-|up - dn|))`` with
-    ``m = max(up, dn)``, the overflow-free form of ``0.5*exp(up) + 0.5*exp(dn)``.
-
-    Only the pairs first seen inside ``window`` are ordered, and finding them needs no first-exposure
-    aggregation over the whole log: the pairs seen in the window (one grouped minimum over the
-    window's rows) lose those also seen before ``window.since``, found by probing the earlier rows
-    against the window's units (a semi-join with the small side built once, then an anti-join). On
-    time-ordered Parquet rows after ``window.before`` are skipped by row group. The running counts
-    start from the window's ``units_before`` and ``treatment_before``.
+    One ordered window over the first exposures gives ``n`` (position, 1-based) and ``k`` (running
+    count of ``y``). With a candidate's ``(a_up, b_up, a_dn, b_dn)``,
+    ``log L(up) = k*a_up + (n-k)*b_up``, ``log L(down) = k*a_dn + (n-k)*b_dn`` and
+    ``log LR = log(0.5) + m + log(1 + exp(-|up - down|))`` with ``m = max(up, down)``, the overflow-free
+    form of ``0.5*exp(up) + 0.5*exp(down)``. Counts are DOUBLE, so no engine does the arithmetic in
+    DECIMAL (DuckDB multiplies a HUGEINT running sum by a decimal literal 50 times slower).
 
     Returns:
-        Columns ``stopped_index`` (0-based position) and ``stopped_at`` (that unit's first exposure).
+        Columns ``bin``, ``variant``, ``new``, ``other`` (1.0 when the variant is not the reference)
+        and, for candidate ``i``, ``stop_n{i}`` (smallest ``n`` in the bin whose ``log LR`` crosses) and
+        ``stop_ts{i}`` (that pair's first exposure): null where the bin holds no crossing.
     """
-    a_up, b_up, a_dn, b_dn = coefficients
-    rows = exposures(source, variant_col, until)
-    inside = rows.filter(rows.ts >= instant(rows.ts, window.since), rows.ts < instant(rows.ts, window.before))
-    seen_in_window = inside.group_by(["variant", "unit"]).aggregate(first_ts=inside.ts.min())
-    earlier = rows.filter(rows.ts < instant(rows.ts, window.since))
-    earlier = earlier.filter(earlier.unit.isin(seen_in_window.unit))
-    seen_before = earlier.select("variant", "unit").distinct()
-    firsts = seen_in_window.anti_join(seen_before, ["variant", "unit"])
-    order = [firsts.first_ts, firsts.unit, firsts.variant]
-    running = ibis.window(order_by=order, preceding=None, following=0)
-    is_treatment = ibis.ifelse(firsts.variant == ibis.literal(treatment), 1, 0)
-    steps = firsts.mutate(
-        n=ibis.row_number().over(ibis.window(order_by=order)) + (window.units_before + 1),
-        k=is_treatment.sum().over(running) + window.treatment_before,
+    reference = firsts.variant.min().as_scalar()
+    flagged = firsts.mutate(y=ibis.ifelse(firsts.variant != reference, 1, 0).cast("float64"))
+    order = ibis.window(
+        order_by=[flagged.first_ts, flagged.unit, flagged.variant], preceding=None, following=0
     )
-    up = steps.k * a_up + (steps.n - steps.k) * b_up
-    down = steps.k * a_dn + (steps.n - steps.k) * b_dn
-    log_lr = ibis.greatest(up, down) + ((up - down).abs().negate().exp() + 1).ln() + math.log(0.5)
-    crossings = steps.filter(log_lr >= log_threshold)
-    return (
-        crossings.order_by(crossings.n)
-        .limit(1)
-        .select(stopped_index=crossings.n - 1, stopped_at=crossings.first_ts)
+    steps = flagged.mutate(
+        bin=bin_key(flagged.first_ts, bins, until),
+        n=(ibis.row_number().over(order) + 1).cast("float64"),
+        k=flagged.y.sum().over(order),
     )
+    crossings = {}
+    for i, coefficients in enumerate(sprt.coefficients):
+        a_up, b_up, a_dn, b_dn = (ibis.literal(c, type="float64") for c in coefficients)
+        up = steps.k * a_up + (steps.n - steps.k) * b_up
+        down = steps.k * a_dn + (steps.n - steps.k) * b_dn
+        log_lr = ibis.greatest(up, down) + ((up - down).abs().negate().exp() + 1).ln() + math.log(0.5)
+        crosses = log_lr >= sprt.log_threshold
+        crossings[f"stop_n{i}"] = ibis.ifelse(crosses, steps.n, ibis.null("float64")).min()
+        at = ibis.ifelse(crosses, steps.first_ts, ibis.null(steps.first_ts.type()))
+        crossings[f"stop_ts{i}"] = at.min()
+    return steps.group_by(["bin", "variant"]).aggregate(new=steps.count(), other=steps.y.max(), **crossings)
 
 
 def instant(column: ir.TimestampValue, when: pd.Timestamp) -> ir.TimestampScalar:

@@ -1,0 +1,186 @@
+-- traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', check_sequential_srm)
+WITH "t3" AS (
+  SELECT
+    "t1"."variant" AS "variant",
+    "t1"."unit" AS "unit",
+    MIN("t1"."ts") AS "first_ts"
+  FROM (
+    SELECT
+      "t0"."ts" AS "ts",
+      "t0"."variant" AS "variant",
+      "t0"."unit_id" AS "unit"
+    FROM "exposures" AS "t0"
+    WHERE
+      isNotNull("t0"."ts") AND isNotNull("t0"."variant") AND isNotNull("t0"."unit_id")
+  ) AS "t1"
+  GROUP BY
+    "t1"."variant",
+    "t1"."unit"
+)
+SELECT
+  "t6"."bin" AS "bin",
+  "t6"."variant" AS "variant",
+  "t6"."active" AS "active",
+  "t11"."other" AS "other",
+  "t11"."stop_n0" AS "stop_n0",
+  "t11"."stop_ts0" AS "stop_ts0",
+  COALESCE("t11"."new", 0) AS "new"
+FROM (
+  SELECT
+    "t2"."bin" AS "bin",
+    "t2"."variant" AS "variant",
+    COUNT(*) AS "active"
+  FROM (
+    SELECT DISTINCT
+      CAST(FLOOR(toRelativeSecondNum("t0"."ts") / 3600) AS Nullable(Int64)) AS "bin",
+      "t0"."variant" AS "variant",
+      "t0"."unit_id" AS "unit"
+    FROM "exposures" AS "t0"
+    WHERE
+      isNotNull("t0"."ts") AND isNotNull("t0"."variant") AND isNotNull("t0"."unit_id")
+  ) AS "t2"
+  GROUP BY
+    "t2"."bin",
+    "t2"."variant"
+) AS "t6"
+LEFT OUTER JOIN (
+  SELECT
+    "t9"."bin" AS "bin",
+    "t9"."variant" AS "variant",
+    COUNT(*) AS "new",
+    MAX("t9"."y") AS "other",
+    MIN(
+      CASE
+        WHEN (
+          GREATEST(
+            (
+              "t9"."k" * 0.03922071315328133
+            ) + (
+              (
+                "t9"."n" - "t9"."k"
+              ) * -0.040821994520255166
+            ),
+            (
+              "t9"."k" * -0.040821994520255166
+            ) + (
+              (
+                "t9"."n" - "t9"."k"
+              ) * 0.03922071315328133
+            )
+          ) + LN(
+            EXP(
+              -(
+                ABS(
+                  (
+                    (
+                      "t9"."k" * 0.03922071315328133
+                    ) + (
+                      (
+                        "t9"."n" - "t9"."k"
+                      ) * -0.040821994520255166
+                    )
+                  ) - (
+                    (
+                      "t9"."k" * -0.040821994520255166
+                    ) + (
+                      (
+                        "t9"."n" - "t9"."k"
+                      ) * 0.03922071315328133
+                    )
+                  )
+                )
+              )
+            ) + 1
+          ) + -0.6931471805599453
+        ) >= 4.605170185988092
+        THEN "t9"."n"
+        ELSE CAST(NULL AS Nullable(Float64))
+      END
+    ) AS "stop_n0",
+    MIN(
+      CASE
+        WHEN (
+          GREATEST(
+            (
+              "t9"."k" * 0.03922071315328133
+            ) + (
+              (
+                "t9"."n" - "t9"."k"
+              ) * -0.040821994520255166
+            ),
+            (
+              "t9"."k" * -0.040821994520255166
+            ) + (
+              (
+                "t9"."n" - "t9"."k"
+              ) * 0.03922071315328133
+            )
+          ) + LN(
+            EXP(
+              -(
+                ABS(
+                  (
+                    (
+                      "t9"."k" * 0.03922071315328133
+                    ) + (
+                      (
+                        "t9"."n" - "t9"."k"
+                      ) * -0.040821994520255166
+                    )
+                  ) - (
+                    (
+                      "t9"."k" * -0.040821994520255166
+                    ) + (
+                      (
+                        "t9"."n" - "t9"."k"
+                      ) * 0.03922071315328133
+                    )
+                  )
+                )
+              )
+            ) + 1
+          ) + -0.6931471805599453
+        ) >= 4.605170185988092
+        THEN "t9"."first_ts"
+        ELSE CAST(NULL AS Nullable(DateTime))
+      END
+    ) AS "stop_ts0"
+  FROM (
+    SELECT
+      "t8"."variant" AS "variant",
+      "t8"."unit" AS "unit",
+      "t8"."first_ts" AS "first_ts",
+      "t8"."y" AS "y",
+      CAST(FLOOR(toRelativeSecondNum("t8"."first_ts") / 3600) AS Nullable(Int64)) AS "bin",
+      CAST((
+        ROW_NUMBER() OVER (
+          ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC
+          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) - 1
+      ) + 1 AS Nullable(Float64)) AS "n",
+      SUM("t8"."y") OVER (
+        ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS "k"
+    FROM (
+      SELECT
+        "t4"."variant" AS "variant",
+        "t4"."unit" AS "unit",
+        "t4"."first_ts" AS "first_ts",
+        CAST(CASE
+          WHEN "t4"."variant" <> (
+            SELECT
+              MIN("t4"."variant") AS "Min(variant)"
+            FROM "t3" AS "t4"
+          )
+          THEN 1
+          ELSE 0
+        END AS Nullable(Float64)) AS "y"
+      FROM "t3" AS "t4"
+    ) AS "t8"
+  ) AS "t9"
+  GROUP BY
+    "t9"."bin",
+    "t9"."variant"
+) AS "t11"
+  ON "t6"."bin" = "t11"."bin" AND "t6"."variant" = "t11"."variant";
