@@ -107,13 +107,11 @@ def _active_units(
     """Exact distinct units per (bin, variant), deduplicating one time chunk at a time."""
     per_chunk = []
     for since, before in chunks:
-        part = rows
-        if since is not None:
-            part = part.filter(part.ts >= instant(part.ts, since))
-        if before is not None:
-            part = part.filter(part.ts < instant(part.ts, before))
-        triples = part.select(bin=bin_key(part.ts, bins, until), variant=part.variant, unit=part.unit)
-        triples = triples.distinct()
+        bounds = [rows.ts >= instant(rows.ts, since)] if since is not None else []
+        bounds += [rows.ts < instant(rows.ts, before)] if before is not None else []
+        part = rows.filter(*bounds) if bounds else rows
+        key = bin_key(part.ts, bins, until)
+        triples = part.group_by(bin=key, variant=part.variant, unit=part.unit).aggregate()
         per_chunk.append(triples.group_by(["bin", "variant"]).aggregate(active=triples.count()))
     return _union_all(per_chunk)
 

@@ -1,70 +1,72 @@
 -- traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', check_sequential_srm)
-WITH "t3" AS (
+WITH "t1" AS (
   SELECT
-    "t1"."variant" AS "variant",
-    "t1"."unit" AS "unit",
-    MIN("t1"."ts") AS "first_ts"
-  FROM (
-    SELECT
-      "t0"."ts" AS "ts",
-      "t0"."variant" AS "variant",
-      "t0"."unit_id" AS "unit"
-    FROM "exposures" AS "t0"
-    WHERE
-      isNotNull("t0"."ts") AND isNotNull("t0"."variant") AND isNotNull("t0"."unit_id")
-  ) AS "t1"
+    "t0"."ts" AS "ts",
+    "t0"."variant" AS "variant",
+    "t0"."unit_id" AS "unit"
+  FROM "exposures" AS "t0"
+  WHERE
+    isNotNull("t0"."ts") AND isNotNull("t0"."variant") AND isNotNull("t0"."unit_id")
+), "t3" AS (
+  SELECT
+    "t2"."variant" AS "variant",
+    "t2"."unit" AS "unit",
+    MIN("t2"."ts") AS "first_ts"
+  FROM "t1" AS "t2"
   GROUP BY
-    "t1"."variant",
-    "t1"."unit"
+    "t2"."variant",
+    "t2"."unit"
 )
 SELECT
-  "t6"."bin" AS "bin",
-  "t6"."variant" AS "variant",
-  "t6"."active" AS "active",
-  "t11"."other" AS "other",
-  "t11"."stop_n0" AS "stop_n0",
-  "t11"."stop_ts0" AS "stop_ts0",
-  COALESCE("t11"."new", 0) AS "new"
+  "t8"."bin" AS "bin",
+  "t8"."variant" AS "variant",
+  "t8"."active" AS "active",
+  "t12"."other" AS "other",
+  "t12"."stop_n0" AS "stop_n0",
+  "t12"."stop_ts0" AS "stop_ts0",
+  COALESCE("t12"."new", 0) AS "new"
 FROM (
   SELECT
-    "t2"."bin" AS "bin",
-    "t2"."variant" AS "variant",
+    "t5"."bin" AS "bin",
+    "t5"."variant" AS "variant",
     COUNT(*) AS "active"
   FROM (
-    SELECT DISTINCT
-      CAST(FLOOR(toRelativeSecondNum("t0"."ts") / 3600) AS Nullable(Int64)) AS "bin",
-      "t0"."variant" AS "variant",
-      "t0"."unit_id" AS "unit"
-    FROM "exposures" AS "t0"
-    WHERE
-      isNotNull("t0"."ts") AND isNotNull("t0"."variant") AND isNotNull("t0"."unit_id")
-  ) AS "t2"
+    SELECT
+      CAST(FLOOR(toRelativeSecondNum("t2"."ts") / 3600) AS Nullable(Int64)) AS "bin",
+      "t2"."variant" AS "variant",
+      "t2"."unit" AS "unit"
+    FROM "t1" AS "t2"
+    GROUP BY
+      CAST(FLOOR(toRelativeSecondNum("t2"."ts") / 3600) AS Nullable(Int64)),
+      "t2"."variant",
+      "t2"."unit"
+  ) AS "t5"
   GROUP BY
-    "t2"."bin",
-    "t2"."variant"
-) AS "t6"
+    "t5"."bin",
+    "t5"."variant"
+) AS "t8"
 LEFT OUTER JOIN (
   SELECT
-    "t9"."bin" AS "bin",
-    "t9"."variant" AS "variant",
+    "t10"."bin" AS "bin",
+    "t10"."variant" AS "variant",
     COUNT(*) AS "new",
-    MAX("t9"."y") AS "other",
+    MAX("t10"."y") AS "other",
     MIN(
       CASE
         WHEN (
           GREATEST(
             (
-              "t9"."k" * 0.03922071315328133
+              "t10"."k" * 0.03922071315328133
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * -0.040821994520255166
             ),
             (
-              "t9"."k" * -0.040821994520255166
+              "t10"."k" * -0.040821994520255166
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * 0.03922071315328133
             )
           ) + LN(
@@ -73,18 +75,18 @@ LEFT OUTER JOIN (
                 ABS(
                   (
                     (
-                      "t9"."k" * 0.03922071315328133
+                      "t10"."k" * 0.03922071315328133
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * -0.040821994520255166
                     )
                   ) - (
                     (
-                      "t9"."k" * -0.040821994520255166
+                      "t10"."k" * -0.040821994520255166
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * 0.03922071315328133
                     )
                   )
@@ -93,7 +95,7 @@ LEFT OUTER JOIN (
             ) + 1
           ) + -0.6931471805599453
         ) >= 4.605170185988092
-        THEN "t9"."n"
+        THEN "t10"."n"
         ELSE CAST(NULL AS Nullable(Float64))
       END
     ) AS "stop_n0",
@@ -102,17 +104,17 @@ LEFT OUTER JOIN (
         WHEN (
           GREATEST(
             (
-              "t9"."k" * 0.03922071315328133
+              "t10"."k" * 0.03922071315328133
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * -0.040821994520255166
             ),
             (
-              "t9"."k" * -0.040821994520255166
+              "t10"."k" * -0.040821994520255166
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * 0.03922071315328133
             )
           ) + LN(
@@ -121,18 +123,18 @@ LEFT OUTER JOIN (
                 ABS(
                   (
                     (
-                      "t9"."k" * 0.03922071315328133
+                      "t10"."k" * 0.03922071315328133
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * -0.040821994520255166
                     )
                   ) - (
                     (
-                      "t9"."k" * -0.040821994520255166
+                      "t10"."k" * -0.040821994520255166
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * 0.03922071315328133
                     )
                   )
@@ -141,25 +143,25 @@ LEFT OUTER JOIN (
             ) + 1
           ) + -0.6931471805599453
         ) >= 4.605170185988092
-        THEN "t9"."first_ts"
+        THEN "t10"."first_ts"
         ELSE CAST(NULL AS Nullable(DateTime))
       END
     ) AS "stop_ts0"
   FROM (
     SELECT
-      "t8"."variant" AS "variant",
-      "t8"."unit" AS "unit",
-      "t8"."first_ts" AS "first_ts",
-      "t8"."y" AS "y",
-      CAST(FLOOR(toRelativeSecondNum("t8"."first_ts") / 3600) AS Nullable(Int64)) AS "bin",
+      "t9"."variant" AS "variant",
+      "t9"."unit" AS "unit",
+      "t9"."first_ts" AS "first_ts",
+      "t9"."y" AS "y",
+      CAST(FLOOR(toRelativeSecondNum("t9"."first_ts") / 3600) AS Nullable(Int64)) AS "bin",
       CAST((
         ROW_NUMBER() OVER (
-          ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC
+          ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) - 1
       ) + 1 AS Nullable(Float64)) AS "n",
-      SUM("t8"."y") OVER (
-        ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC
+      SUM("t9"."y") OVER (
+        ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       ) AS "k"
     FROM (
@@ -177,10 +179,10 @@ LEFT OUTER JOIN (
           ELSE 0
         END AS Nullable(Float64)) AS "y"
       FROM "t3" AS "t4"
-    ) AS "t8"
-  ) AS "t9"
+    ) AS "t9"
+  ) AS "t10"
   GROUP BY
-    "t9"."bin",
-    "t9"."variant"
-) AS "t11"
-  ON "t6"."bin" = "t11"."bin" AND "t6"."variant" = "t11"."variant";
+    "t10"."bin",
+    "t10"."variant"
+) AS "t12"
+  ON "t8"."bin" = "t12"."bin" AND "t8"."variant" = "t12"."variant";

@@ -1,33 +1,44 @@
 -- traffic matrix: active and first-exposure units per bin and variant (traffic anomaly, chi-square and anytime-valid SRM)
+WITH "t1" AS (
+  SELECT
+    "t0"."ts",
+    "t0"."variant",
+    "t0"."unit_id" AS "unit"
+  FROM "exposures" AS "t0"
+  WHERE
+    "t0"."ts" IS NOT NULL
+    AND "t0"."variant" IS NOT NULL
+    AND "t0"."unit_id" IS NOT NULL
+)
 SELECT
-  "t5"."bin",
-  "t5"."variant",
-  "t5"."active",
-  COALESCE("t8"."new", 0) AS "new"
+  "t6"."bin",
+  "t6"."variant",
+  "t6"."active",
+  COALESCE("t9"."new", 0) AS "new"
 FROM (
   SELECT
-    "t2"."bin",
-    "t2"."variant",
+    "t4"."bin",
+    "t4"."variant",
     COUNT(*) AS "active"
   FROM (
-    SELECT DISTINCT
-      CAST(FLOOR(EPOCH(CAST("t0"."ts" AS TIMESTAMP)) / 3600) AS BIGINT) AS "bin",
-      "t0"."variant",
-      "t0"."unit_id" AS "unit"
-    FROM "exposures" AS "t0"
-    WHERE
-      "t0"."ts" IS NOT NULL
-      AND "t0"."variant" IS NOT NULL
-      AND "t0"."unit_id" IS NOT NULL
-  ) AS "t2"
+    SELECT
+      CAST(FLOOR(EPOCH(CAST("t2"."ts" AS TIMESTAMP)) / 3600) AS BIGINT) AS "bin",
+      "t2"."variant",
+      "t2"."unit"
+    FROM "t1" AS "t2"
+    GROUP BY
+      1,
+      2,
+      3
+  ) AS "t4"
   GROUP BY
     1,
     2
-) AS "t5"
+) AS "t6"
 LEFT OUTER JOIN (
   SELECT
-    "t6"."bin",
-    "t6"."variant",
+    "t7"."bin",
+    "t7"."variant",
     COUNT(*) AS "new"
   FROM (
     SELECT
@@ -35,27 +46,17 @@ LEFT OUTER JOIN (
       "t3"."variant"
     FROM (
       SELECT
-        "t1"."variant",
-        "t1"."unit",
-        MIN("t1"."ts") AS "first_ts"
-      FROM (
-        SELECT
-          "t0"."ts",
-          "t0"."variant",
-          "t0"."unit_id" AS "unit"
-        FROM "exposures" AS "t0"
-        WHERE
-          "t0"."ts" IS NOT NULL
-          AND "t0"."variant" IS NOT NULL
-          AND "t0"."unit_id" IS NOT NULL
-      ) AS "t1"
+        "t2"."variant",
+        "t2"."unit",
+        MIN("t2"."ts") AS "first_ts"
+      FROM "t1" AS "t2"
       GROUP BY
         1,
         2
     ) AS "t3"
-  ) AS "t6"
+  ) AS "t7"
   GROUP BY
     1,
     2
-) AS "t8"
-  ON "t5"."bin" = "t8"."bin" AND "t5"."variant" = "t8"."variant";
+) AS "t9"
+  ON "t6"."bin" = "t9"."bin" AND "t6"."variant" = "t9"."variant";

@@ -1,74 +1,74 @@
 -- traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', check_sequential_srm)
-WITH "t3" AS (
+WITH "t1" AS (
   SELECT
-    "t1"."variant",
-    "t1"."unit",
-    MIN("t1"."ts") AS "first_ts"
-  FROM (
-    SELECT
-      "t0"."ts",
-      "t0"."variant",
-      "t0"."unit_id" AS "unit"
-    FROM "exposures" AS "t0"
-    WHERE
-      "t0"."ts" IS NOT NULL
-      AND "t0"."variant" IS NOT NULL
-      AND "t0"."unit_id" IS NOT NULL
-  ) AS "t1"
+    "t0"."ts",
+    "t0"."variant",
+    "t0"."unit_id" AS "unit"
+  FROM "exposures" AS "t0"
+  WHERE
+    "t0"."ts" IS NOT NULL
+    AND "t0"."variant" IS NOT NULL
+    AND "t0"."unit_id" IS NOT NULL
+), "t3" AS (
+  SELECT
+    "t2"."variant",
+    "t2"."unit",
+    MIN("t2"."ts") AS "first_ts"
+  FROM "t1" AS "t2"
   GROUP BY
     1,
     2
 )
 SELECT
-  "t6"."bin",
-  "t6"."variant",
-  "t6"."active",
-  "t11"."other",
-  "t11"."stop_n0",
-  "t11"."stop_ts0",
-  COALESCE("t11"."new", 0) AS "new"
+  "t8"."bin",
+  "t8"."variant",
+  "t8"."active",
+  "t12"."other",
+  "t12"."stop_n0",
+  "t12"."stop_ts0",
+  COALESCE("t12"."new", 0) AS "new"
 FROM (
   SELECT
-    "t2"."bin",
-    "t2"."variant",
+    "t5"."bin",
+    "t5"."variant",
     COUNT(*) AS "active"
   FROM (
-    SELECT DISTINCT
-      CAST(FLOOR(DATE_PART('epoch', "t0"."ts") / 3600) AS BIGINT) AS "bin",
-      "t0"."variant",
-      "t0"."unit_id" AS "unit"
-    FROM "exposures" AS "t0"
-    WHERE
-      "t0"."ts" IS NOT NULL
-      AND "t0"."variant" IS NOT NULL
-      AND "t0"."unit_id" IS NOT NULL
-  ) AS "t2"
+    SELECT
+      CAST(FLOOR(DATE_PART('epoch', "t2"."ts") / 3600) AS BIGINT) AS "bin",
+      "t2"."variant",
+      "t2"."unit"
+    FROM "t1" AS "t2"
+    GROUP BY
+      1,
+      2,
+      3
+  ) AS "t5"
   GROUP BY
     1,
     2
-) AS "t6"
+) AS "t8"
 LEFT OUTER JOIN (
   SELECT
-    "t9"."bin",
-    "t9"."variant",
+    "t10"."bin",
+    "t10"."variant",
     COUNT(*) AS "new",
-    MAX("t9"."y") AS "other",
+    MAX("t10"."y") AS "other",
     MIN(
       IFF(
         (
           GREATEST(
             (
-              "t9"."k" * 0.03922071315328133
+              "t10"."k" * 0.03922071315328133
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * -0.040821994520255166
             ),
             (
-              "t9"."k" * -0.040821994520255166
+              "t10"."k" * -0.040821994520255166
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * 0.03922071315328133
             )
           ) + LN(
@@ -77,18 +77,18 @@ LEFT OUTER JOIN (
                 ABS(
                   (
                     (
-                      "t9"."k" * 0.03922071315328133
+                      "t10"."k" * 0.03922071315328133
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * -0.040821994520255166
                     )
                   ) - (
                     (
-                      "t9"."k" * -0.040821994520255166
+                      "t10"."k" * -0.040821994520255166
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * 0.03922071315328133
                     )
                   )
@@ -97,7 +97,7 @@ LEFT OUTER JOIN (
             ) + 1
           ) + -0.6931471805599453
         ) >= 4.605170185988092,
-        "t9"."n",
+        "t10"."n",
         CAST(NULL AS DOUBLE)
       )
     ) AS "stop_n0",
@@ -106,17 +106,17 @@ LEFT OUTER JOIN (
         (
           GREATEST(
             (
-              "t9"."k" * 0.03922071315328133
+              "t10"."k" * 0.03922071315328133
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * -0.040821994520255166
             ),
             (
-              "t9"."k" * -0.040821994520255166
+              "t10"."k" * -0.040821994520255166
             ) + (
               (
-                "t9"."n" - "t9"."k"
+                "t10"."n" - "t10"."k"
               ) * 0.03922071315328133
             )
           ) + LN(
@@ -125,18 +125,18 @@ LEFT OUTER JOIN (
                 ABS(
                   (
                     (
-                      "t9"."k" * 0.03922071315328133
+                      "t10"."k" * 0.03922071315328133
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * -0.040821994520255166
                     )
                   ) - (
                     (
-                      "t9"."k" * -0.040821994520255166
+                      "t10"."k" * -0.040821994520255166
                     ) + (
                       (
-                        "t9"."n" - "t9"."k"
+                        "t10"."n" - "t10"."k"
                       ) * 0.03922071315328133
                     )
                   )
@@ -145,22 +145,22 @@ LEFT OUTER JOIN (
             ) + 1
           ) + -0.6931471805599453
         ) >= 4.605170185988092,
-        "t9"."first_ts",
+        "t10"."first_ts",
         CAST(NULL AS TIMESTAMP)
       )
     ) AS "stop_ts0"
   FROM (
     SELECT
-      "t8"."variant",
-      "t8"."unit",
-      "t8"."first_ts",
-      "t8"."y",
-      CAST(FLOOR(DATE_PART('epoch', "t8"."first_ts") / 3600) AS BIGINT) AS "bin",
+      "t9"."variant",
+      "t9"."unit",
+      "t9"."first_ts",
+      "t9"."y",
+      CAST(FLOOR(DATE_PART('epoch', "t9"."first_ts") / 3600) AS BIGINT) AS "bin",
       CAST((
-        ROW_NUMBER() OVER (ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC) - 1
+        ROW_NUMBER() OVER (ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC) - 1
       ) + 1 AS DOUBLE) AS "n",
-      SUM("t8"."y") OVER (
-        ORDER BY "t8"."first_ts" ASC, "t8"."unit" ASC, "t8"."variant" ASC
+      SUM("t9"."y") OVER (
+        ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       ) AS "k"
     FROM (
@@ -178,10 +178,10 @@ LEFT OUTER JOIN (
           0
         ) AS DOUBLE) AS "y"
       FROM "t3" AS "t4"
-    ) AS "t8"
-  ) AS "t9"
+    ) AS "t9"
+  ) AS "t10"
   GROUP BY
     1,
     2
-) AS "t11"
-  ON "t6"."bin" = "t11"."bin" AND "t6"."variant" = "t11"."variant";
+) AS "t12"
+  ON "t8"."bin" = "t12"."bin" AND "t8"."variant" = "t12"."variant";
