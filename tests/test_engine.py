@@ -20,7 +20,7 @@ def test_memory_limit_threads_and_spill_folder_reach_duckdb(log, tmp_path):
     monitor = xs.LiveMonitor(
         log, time_col="ts", memory_limit="512MB", threads=1, temp_directory=str(tmp_path / "spill")
     )
-    # A 512 MB budget leaves DuckDB half of it (256 MiB held back would leave less): 256,000,000 bytes.
+    # A 512 MB budget leaves DuckDB half of it (384 MiB held back would leave less): 256,000,000 bytes.
     reference = duckdb.connect()
     reference.execute("SET memory_limit = '256000000B'")
     expected = reference.execute("SELECT current_setting('memory_limit')").fetchone()[0]

@@ -33,8 +33,8 @@ def test_a_size_that_is_not_one_names_the_parameter(text):
 @pytest.mark.parametrize(
     ("budget", "share"),
     [
-        ("8GB", 8 * 10**9 - 8 * 10**8),  # a tenth held back
-        ("1GB", 10**9 - 256 * 2**20),  # at least 256 MiB held back
+        ("8GB", 8 * 10**9 - 12 * 10**8),  # 15% held back
+        ("1GB", 10**9 - 384 * 2**20),  # at least 384 MiB held back
         ("300MB", 150 * 10**6),  # never less than half
     ],
 )

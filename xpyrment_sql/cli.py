@@ -114,7 +114,7 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--until", help="evaluate as of this time (later rows ignored)")
     command.add_argument("--tz", help="time zone whose midnight starts day bins (default: UTC)")
     command.add_argument(
-        "--memory-limit", help="memory budget of the embedded DuckDB, e.g. 8GB (DuckDB gets 10%% less)"
+        "--memory-limit", help="memory budget of the embedded DuckDB, e.g. 8GB (DuckDB gets 15%% less)"
     )
     command.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
     command.add_argument(

@@ -67,7 +67,7 @@ class LiveMonitor:
             (``approx_count_distinct``): much faster and lighter on huge logs, a few percent off per
             cell. First exposures, cumulative traffic and every SRM test stay exact.
         memory_limit: Memory budget of the embedded engine (e.g. ``"8GB"``): DuckDB's own
-            ``memory_limit`` is set 10% (at least 256 MiB) below it, room for what DuckDB does not
+            ``memory_limit`` is set 15% (at least 384 MiB) below it, room for what DuckDB does not
             count and for Python itself; larger intermediate results spill to ``temp_directory``.
         threads: DuckDB ``threads`` for the embedded engine.
         temp_directory: Where the embedded DuckDB spills (default: a private temporary folder).
