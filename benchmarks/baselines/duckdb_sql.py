@@ -57,7 +57,7 @@ STOP_SQL = """,
         + LN(1 + EXP(-ABS(k * ({a_up} - {a_dn}) + (n - k) * ({b_up} - {b_dn}))))
         + LN(0.5) >= {threshold}) AS stop{i}"""
 
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 1_000_000
 MAX_CHUNKS = 400
 
 
