@@ -262,7 +262,7 @@ def run_size(rows: int, impls: Sequence[str], args: argparse.Namespace, failed: 
             size.runs[impl].append(result)
             status = f"{result.run_s:.2f} s" if result.ok else f"FAILED ({result.reason})"
             print(
-                f"[{rows_label(rows)}] {impl} #{repeat + 1}: {status}, {result.max_rss_kb / 1024:.0f} MB",
+                f"[{rows_label(rows)}] {impl} #{repeat + 1}: {status}, {result.max_rss_kb / 1024:.0f} MiB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -325,8 +325,8 @@ def _commit() -> str:
 
 
 def _megabytes(kb: float) -> str:
-    """KB as MB or GB for the table."""
-    return f"{kb / 1024**2:.2f} GB" if kb >= 1024**2 else f"{kb / 1024:.0f} MB"
+    """KiB (what ``ru_maxrss`` counts) as MiB or GiB for the table."""
+    return f"{kb / 1024**2:.2f} GiB" if kb >= 1024**2 else f"{kb / 1024:.0f} MiB"
 
 
 def table(size: Size) -> list[str]:

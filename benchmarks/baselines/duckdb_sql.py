@@ -9,7 +9,8 @@
   designed share is the test of the treatment arm, so an uneven split gets one column per share.
 
 Bins are ``CAST(FLOOR((EPOCH(ts) + origin) / width) AS BIGINT)``. ``XPYRMENT_MEMORY_LIMIT`` (set by
-``run.py --mem-limit``) becomes DuckDB's ``memory_limit``, as for the xpyrment implementation.
+``run.py --mem-limit``) becomes DuckDB's ``memory_limit`` as given (xpyrment takes it as the whole
+process's budget and gives DuckDB 15% less).
 """
 
 from __future__ import annotations
