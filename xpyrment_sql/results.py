@@ -104,7 +104,25 @@ class DispatchOutcome(Result):
 
 @dataclasses.dataclass(frozen=True)
 class TrafficAnomalyResult(Result):
-    """Outcome of the traffic-drop test on the latest bin."""
+    """Outcome of the traffic-drop test on the judged bin (the latest *complete* bin).
+
+    The seed's keys keep their meaning for both methods: ``latest_volume`` is the judged bin's units,
+    ``historical_mean`` what was expected of it, ``historical_std`` the standard deviation of that
+    expectation, and ``z_score = (latest_volume - historical_mean) / historical_std``.
+
+    Attributes:
+        method: ``"seasonal"`` (same bin in earlier cycles, the default) or ``"zscore"`` (the seed's
+            test against the preceding ``window`` bins); what actually ran, so a seasonal request
+            with less than one cycle of history reads ``"zscore"``.
+        judged_bin: Start of the bin that was judged, ``None`` when no bin was complete.
+        unfinished_bin: Start of the bin still in progress at the evaluation instant (shown, never
+            judged), or ``None``.
+        threshold: The z-score below ``-threshold`` that counts as a drop.
+        cycle_bins: Bins per cycle the seasonal baseline used (24 for hourly bins within a day,
+            168 for the hour of the week), 0 for the z-score test.
+        cycles: Earlier cycles in the seasonal baseline (0 for the z-score test).
+        dispersion: Quasi-Poisson dispersion ``phi`` (variance / mean) of the recent residuals.
+    """
 
     anomaly_detected: bool
     latest_volume: float
@@ -112,6 +130,13 @@ class TrafficAnomalyResult(Result):
     historical_std: float
     z_score: float
     message: str
+    method: str = "zscore"
+    judged_bin: pd.Timestamp | None = None
+    unfinished_bin: pd.Timestamp | None = None
+    threshold: float = 3.0
+    cycle_bins: int = 0
+    cycles: int = 0
+    dispersion: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -126,6 +151,10 @@ class TrafficMatrix(Result):
         freq: The bin alias the matrix was built with.
         variant_col: The column the variants come from (names the frames' column axis).
         first_key: Integer key of the first bin (see ``bins``); bin ``i`` has key ``first_key + i``.
+        unfinished: True when the last bin is still in progress at the evaluation instant (it holds
+            only part of its traffic: it is shown, and never judged as a drop).
+        evaluated_at: The evaluation instant (aware UTC): ``until``, or the latest exposure when
+            it is known without a query (Parquet footers); ``None`` otherwise.
     """
 
     bins: pd.DatetimeIndex
@@ -135,6 +164,13 @@ class TrafficMatrix(Result):
     freq: str
     variant_col: str = "variant"
     first_key: int = 0
+    unfinished: bool = False
+    evaluated_at: pd.Timestamp | None = None
+
+    @property
+    def complete_bins(self) -> int:
+        """Number of leading bins that are complete (all of them but an unfinished last one)."""
+        return len(self.bins) - int(self.unfinished)
 
     def binned(self, count: str = "active") -> pd.DataFrame:
         """Units per bin as a DataFrame (bins x variants); ``count`` is ``"active"`` or ``"new"``."""
