@@ -4,6 +4,8 @@ They follow the seed library's pandas code (``get_binned_traffic``, ``check_traf
 ``check_live_srm``, ``check_sequential_srm``) with the deliberate semantic changes of ``xpyrment_sql``:
 
 * every bin from the first to the last observed is present (empty bins are 0, the seed dropped them);
+* the drop test judges the latest complete bin: the last bin, which holds the latest exposure, is
+  still in progress and is left out;
 * ``count="new"`` counts each (variant, unit) pair only in the bin of its first exposure there;
 * cumulative traffic is the running sum of the ``new`` counts (last row = distinct units per variant);
 * the SPRT runs over (variant, unit) pairs at their first exposure, ordered by
@@ -77,8 +79,12 @@ def traffic_anomaly(
     drop_threshold: float = 0.5,
     **columns: str,
 ) -> dict:
-    """The seed's z-score drop test on per-bin totals of the ACTIVE matrix (zero bins included)."""
-    binned = binned_traffic(df, freq, "active", **columns)
+    """The seed's z-score drop test on per-bin totals of the ACTIVE matrix (zero bins included).
+
+    Judged on complete bins only: without ``until`` the evaluation instant is the latest exposure, so
+    the last bin (which holds it) is unfinished and left out; the bin before it is judged.
+    """
+    binned = binned_traffic(df, freq, "active", **columns).iloc[:-1]
     if binned.empty:
         return {
             "anomaly_detected": False,

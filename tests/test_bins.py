@@ -108,10 +108,11 @@ def test_an_outage_still_going_on_is_flagged_through_until():
     stamps = [str(h + pd.Timedelta(minutes=m)) for h in hours for m in range(0, 60, 6)]
     log = frame(stamps)
     without = xs.LiveMonitor(log, time_col="ts").check_traffic_anomaly(freq="h")
-    with_until = xs.LiveMonitor(log, time_col="ts", until="2026-01-07 00:30").check_traffic_anomaly(freq="h")
+    with_until = xs.LiveMonitor(log, time_col="ts", until="2026-01-07 02:30").check_traffic_anomaly(freq="h")
     assert not without["anomaly_detected"]
     assert with_until["anomaly_detected"]
     assert with_until["latest_volume"] == 0.0
+    assert with_until.judged_bin == pd.Timestamp("2026-01-07 01:00")
 
 
 def test_until_must_be_a_timestamp(log):

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from xpyrment_sql import assignment, charts, queries
+from xpyrment_sql.drop_check import judge_traffic_drop
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
-from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.metric_results import GuardrailReport, MetricsReport
 from xpyrment_sql.metrics import Metric, calculate_metrics
@@ -31,7 +32,7 @@ from xpyrment_sql.results import (
     TrafficMatrix,
 )
 from xpyrment_sql.source import EngineSettings, Source, open_source
-from xpyrment_sql.stats.anomaly import check_anomaly_parameters, traffic_drop_test
+from xpyrment_sql.stats.anomaly import check_anomaly_parameters, check_drop_method
 from xpyrment_sql.stats.segment_srm import check_min_expected_units
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -41,7 +42,7 @@ from xpyrment_sql.stats.srm import (
     check_sprt_parameters,
     chi_square_srm,
 )
-from xpyrment_sql.traffic import traffic_matrix
+from xpyrment_sql.traffic import MAX_MATRIX_CELLS, traffic_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,8 +61,12 @@ class LiveMonitor:
         unit_col: Randomisation unit column; default ``unit_id`` if present, else the first column.
         variant_col: Variant column used when a method is not given one.
         table: Table name for a connection URL (``schema.table`` accepted).
-        until: Evaluate as of this time: later rows are ignored and every bin up to the one holding
-            ``until`` is shown, so an outage still going on appears as zero bins. Naive means UTC.
+        until: The evaluation instant: a timestamp (naive means UTC) or ``"now"`` (read afresh at
+            every check, for a monitor that runs from cron). Rows at or after it are ignored, and every
+            bin up to the one holding it is shown, so an outage still going on appears as zero bins.
+            The bin holding ``until`` is unfinished (shown, never judged as a drop); a bin starting
+            exactly at ``until`` does not exist yet. Without ``until`` the evaluation instant is the
+            latest exposure, so the last bin is unfinished.
         tz: IANA zone whose local midnight starts day and week bins; labels are shown in it.
         exact: ``False`` counts active units per bin with the backend's HyperLogLog
             (``approx_count_distinct``): much faster and lighter on huge logs, a few percent off per
@@ -105,8 +110,15 @@ class LiveMonitor:
         self.exact = bool(exact)
         self.dispatcher = dispatcher
         self.tz = check_tz(tz)
-        self.until = _parse_until(until)
+        self._until = _parse_until(until)
         self.shutoff_triggered = False
+
+    @property
+    def until(self) -> pd.Timestamp | None:
+        """The evaluation instant (aware UTC), ``None`` for the latest exposure; ``"now"`` is read afresh."""
+        if isinstance(self._until, str):
+            return pd.Timestamp.now(tz="UTC")
+        return self._until
 
     @property
     def time_col(self) -> str:
@@ -121,7 +133,7 @@ class LiveMonitor:
     def traffic_matrix(self, variant_col: str | None = None, freq: str = "D") -> TrafficMatrix:
         """Active and first-exposure distinct units per bin and variant, in one query."""
         bins = parse_freq(freq, self.tz)
-        return self._traffic(self._variant(variant_col), bins)
+        return self._traffic(self._variant(variant_col), bins, self.until)
 
     def get_binned_traffic(
         self, variant_col: str | None = None, freq: str = "D", count: str = "active"
@@ -148,13 +160,30 @@ class LiveMonitor:
         variant_col: str | None = None,
         freq: str = "D",
         window: int = 7,
-        z_threshold: float = 3.0,
+        z_threshold: float | None = None,
         drop_threshold: float = 0.5,
+        method: str = "seasonal",
     ) -> TrafficAnomalyResult:
-        """Z-score test of the latest bin's total units against the preceding ``window`` bins."""
-        check_anomaly_parameters(window, z_threshold, drop_threshold)
+        """Is the latest *complete* bin's total of units a drop? (one query: the traffic matrix).
+
+        The seed's keys keep their meaning; ``judged_bin`` says which bin was judged and
+        ``unfinished_bin`` which one was left alone for being in progress at the evaluation instant.
+
+        Args:
+            variant_col: Variant column (default: the monitor's).
+            freq: Bin size.
+            window: Bins in the z-score test's baseline (``method="zscore"``, and the seasonal test's
+                fallback when there is less than one cycle of history).
+            z_threshold: A z-score below ``-z_threshold`` is a drop; ``None`` for the method's
+                calibrated default (see ``CALIBRATION.md``).
+            drop_threshold: Relative drop flagged when the z-score baseline has no variance.
+            method: ``"seasonal"`` (the same bin in earlier days or weeks, scaled to the current level;
+                the default) or ``"zscore"`` (the seed's test against the preceding ``window`` bins).
+        """
+        check_drop_method(method)
+        check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, drop_threshold)
         matrix = self.traffic_matrix(variant_col, freq)
-        return traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold, drop_threshold)
+        return judge_traffic_drop(matrix, method, window, z_threshold, drop_threshold)
 
     def check_live_srm(
         self,
@@ -179,7 +208,9 @@ class LiveMonitor:
         check_gates(min_units, min_deviation)
         assignment.check_ratio_values(expected_ratios)
         column = self._variant(variant_col)
-        units = self.source.execute(queries.units_per_variant(self.source, column, self.until))
+        units = self.source.execute(
+            queries.units_per_variant(self.source, column, self.until), "the distinct units per variant"
+        )
         units = units.sort_values("variant")
         return chi_square_srm(
             units["units"].to_numpy(),
@@ -239,7 +270,7 @@ class LiveMonitor:
         check_sprt_parameters(target_treatment_ratio, delta, alpha)
         shares = assignment.sprt_candidate_shares(target_treatment_ratio)
         matrix, crossings = self._traffic_and_sprt(
-            self._variant(variant_col), parse_freq(freq, self.tz), shares, delta, alpha
+            self._variant(variant_col), parse_freq(freq, self.tz), self.until, shares, delta, alpha
         )
         return assignment.sprt(matrix, crossings, target_treatment_ratio, delta, alpha)
 
@@ -288,7 +319,7 @@ class LiveMonitor:
         variant_col: str | None = None,
         freq: str = "D",
         window: int = 7,
-        z_threshold: float = 3.0,
+        z_threshold: float | None = None,
         srm_alpha: float = 0.001,
         sequential_alpha: float = 0.01,
         sequential_method: str = "anytime",
@@ -297,6 +328,7 @@ class LiveMonitor:
         min_deviation: float = 0.0,
         max_multiple_exposure_share: float | None = 0.01,
         guardrails: Sequence[GuardrailMetric] = (),
+        drop_method: str = "seasonal",
     ) -> TelemetryReport:
         """Traffic anomaly, chi-square SRM, sequential SRM and multiple exposure, with alerts dispatched.
 
@@ -308,9 +340,12 @@ class LiveMonitor:
         test sets the sticky ``shutoff_triggered`` flag; multiple exposure alerts without it.
         ``guardrails`` adds one query (all guarded metrics at once) and a ``GUARDRAIL_BREACH`` alert per
         breached guardrail and treatment arm; only guardrails built with ``shutoff=True`` set
-        ``shutoff_triggered``.
+        ``shutoff_triggered``. The drop test judges the latest complete bin with ``drop_method``
+        (see :meth:`check_traffic_anomaly`; ``z_threshold=None`` is that method's default). Every
+        check is evaluated at one instant, ``until`` as it stood when the run started.
         """
-        check_anomaly_parameters(window, z_threshold, 0.5)
+        check_drop_method(drop_method)
+        check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, 0.5)
         check_alpha(srm_alpha, "srm_alpha")
         check_alpha(sequential_alpha, "sequential_alpha")
         assignment.check_sequential_method(sequential_method)
@@ -320,16 +355,17 @@ class LiveMonitor:
             assignment.check_max_share(max_multiple_exposure_share, "max_multiple_exposure_share")
         assignment.check_ratio_values(expected_ratios)
         column = self._variant(variant_col)
-        guarded = self.check_guardrails(guardrails, variant_col=column) if guardrails else None
+        until = self.until
+        guarded = self._guardrails(guardrails, column, until) if guardrails else None
         bins = parse_freq(freq, self.tz)
         if sequential_method == "sprt":
             shares = assignment.sprt_shares_for_ratios(expected_ratios)
             matrix, crossings = self._traffic_and_sprt(
-                column, bins, shares, assignment.SPRT_DELTA, sequential_alpha
+                column, bins, until, shares, assignment.SPRT_DELTA, sequential_alpha
             )
         else:
-            matrix = self._traffic(column, bins)
-        anomaly = traffic_drop_test(matrix.active.sum(axis=1), window, z_threshold)
+            matrix = self._traffic(column, bins, until)
+        anomaly = judge_traffic_drop(matrix, drop_method, window, z_threshold, 0.5)
         live = chi_square_srm(
             matrix.units, expected_ratios, matrix.variants, srm_alpha, min_units, min_deviation
         )
@@ -341,16 +377,14 @@ class LiveMonitor:
             sequential = assignment.sprt_for_ratios(matrix, crossings, expected_ratios, sequential_alpha)
         exposure = None
         if max_multiple_exposure_share is not None:
-            exposure = assignment.multiple_exposure(
-                self.source, column, self.until, max_multiple_exposure_share
-            )
+            exposure = assignment.multiple_exposure(self.source, column, until, max_multiple_exposure_share)
 
         name = "anytime-valid" if sequential_method == "anytime" else "SPRT"
         candidates = [
             (
                 anomaly.anomaly_detected,
                 "TRAFFIC_DROP_ANOMALY",
-                f"Traffic dropout anomaly detected in the latest bin! {anomaly.message}",
+                f"Traffic dropout anomaly detected in the latest complete bin! {anomaly.message}",
                 anomaly,
             ),
             (
@@ -490,15 +524,29 @@ class LiveMonitor:
 
         Only reports: alerts and ``shutoff_triggered`` come from :meth:`run_telemetry_checks`.
         """
+        return self._guardrails(
+            guardrails, self._variant(variant_col), self.until, control, unit_col, covariate_col, alpha
+        )
+
+    def _guardrails(
+        self,
+        guardrails: Sequence[GuardrailMetric],
+        variant_col: str,
+        until: pd.Timestamp | None,
+        control: Any = None,
+        unit_col: str | None = None,
+        covariate_col: str | None = None,
+        alpha: float = 0.05,
+    ) -> GuardrailReport:
         return check_guardrails(
             self.source,
             guardrails,
-            self._variant(variant_col),
+            variant_col,
             control,
             self._unit(unit_col),
             covariate_col=covariate_col,
             alpha=alpha,
-            until=self.until,
+            until=until,
         )
 
     def _unit(self, unit_col: str | None) -> str:
@@ -511,12 +559,18 @@ class LiveMonitor:
             return self.source.variant_col
         return self.source.require_column(variant_col, "variant_col")
 
-    def _traffic(self, variant_col: str, bins: BinSpec) -> TrafficMatrix:
-        counts = self._traffic_counts(variant_col, bins)
-        return traffic_matrix(counts, bins, variant_col, self._last_key(bins))
+    def _traffic(self, variant_col: str, bins: BinSpec, until: pd.Timestamp | None) -> TrafficMatrix:
+        counts = self._traffic_counts(variant_col, bins, until)
+        return self._matrix(counts, bins, variant_col, until)
 
     def _traffic_and_sprt(
-        self, variant_col: str, bins: BinSpec, shares: Sequence[float], delta: float, alpha: float
+        self,
+        variant_col: str,
+        bins: BinSpec,
+        until: pd.Timestamp | None,
+        shares: Sequence[float],
+        delta: float,
+        alpha: float,
     ) -> tuple[TrafficMatrix, assignment.SprtCrossings | None]:
         """The traffic matrix and, for two-arm shares, the SPRT's first crossings: one query."""
         sprt = assignment.sprt_query(shares, delta, alpha)
@@ -526,8 +580,8 @@ class LiveMonitor:
         )
         if sprt is not None:
             self.source.require_window_functions(purpose)
-        counts = self._traffic_counts(variant_col, bins, sprt, purpose)
-        matrix = traffic_matrix(counts, bins, variant_col, self._last_key(bins))
+        counts = self._traffic_counts(variant_col, bins, until, sprt, purpose)
+        matrix = self._matrix(counts, bins, variant_col, until)
         crossings = assignment.SprtCrossings.from_counts(counts, shares) if sprt is not None else None
         return matrix, crossings
 
@@ -535,22 +589,32 @@ class LiveMonitor:
         self,
         variant_col: str,
         bins: BinSpec,
+        until: pd.Timestamp | None,
         sprt: queries.SprtSpec | None = None,
         purpose: str = "the traffic matrix",
     ) -> pd.DataFrame:
         span = self.source.span
         chunks = ((None, None),)
         if span is not None and self.exact:
-            last = span.last if self.until is None else min(span.last, self.until)
+            last = span.last if until is None else min(span.last, until)
             chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
-        return self.source.execute(
-            queries.traffic_counts(self.source, variant_col, bins, self.until, chunks, self.exact, sprt),
-            purpose,
+        query = queries.traffic_counts(
+            self.source, variant_col, bins, until, chunks, self.exact, sprt, max_rows=MAX_MATRIX_CELLS
         )
+        counts = self.source.execute(query, purpose)
+        if len(counts) > MAX_MATRIX_CELLS:
+            raise DataError(
+                f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
+                f"at freq={bins.freq!r}: check that variant_col={variant_col!r} holds the arms (not ids) "
+                "and time_col the exposure times, or use a larger freq"
+            )
+        return counts
 
-    def _last_key(self, bins: BinSpec) -> int | None:
-        """Key of the bin holding ``until``, shown even when empty; None without ``until``."""
-        return bins.key_of(self.until) if self.until is not None else None
+    def _matrix(
+        self, counts: pd.DataFrame, bins: BinSpec, variant_col: str, until: pd.Timestamp | None
+    ) -> TrafficMatrix:
+        latest = self.source.span.last if self.source.span is not None and until is None else None
+        return traffic_matrix(counts, bins, variant_col, until, latest)
 
     def _dispatch(self, alert_type: str, message: str, payload: Any) -> DispatchOutcome | None:
         if self.dispatcher is None:
@@ -558,11 +622,19 @@ class LiveMonitor:
         return self.dispatcher.dispatch(alert_type, message, payload)
 
 
-def _parse_until(until: Any) -> pd.Timestamp | None:
+def _parse_until(until: Any) -> pd.Timestamp | str | None:
+    """``until`` as an aware UTC instant, or ``"now"`` (resolved at every check), or ``None``."""
     if until is None:
         return None
+    if isinstance(until, str) and until.strip().lower() == "now":
+        return "now"
     try:
         stamp = pd.Timestamp(until)
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"until={until!r} is not a timestamp") from exc
+        raise ParameterError(
+            f"until={until!r} is not a timestamp; expected e.g. '2026-12-03 14:00', an aware datetime "
+            "or 'now'"
+        ) from exc
+    if pd.isna(stamp):
+        raise ParameterError(f"until={until!r} is not a timestamp; expected a time or 'now'")
     return as_utc(stamp)

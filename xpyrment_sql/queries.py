@@ -24,9 +24,11 @@ def exposures(
     until: pd.Timestamp | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> ir.Table:
-    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or after ``until``, are dropped.
+    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or at or after ``until``, are dropped.
 
-    ``extra`` maps further output names to source columns (kept as they are, nulls included).
+    ``until`` is the evaluation instant: bins are half-open ``[start, end)``, and a row stamped exactly
+    at ``until`` would belong to a bin that does not exist yet. ``extra`` maps further output names to
+    source columns (kept as they are, nulls included).
     """
     table = source.table
     ts = source.timestamp()
@@ -34,7 +36,7 @@ def exposures(
     rows = table.select(ts=ts, variant=table[variant_col], unit=table[source.unit_col], **kept)
     keep = rows.ts.notnull() & rows.variant.notnull() & rows.unit.notnull()
     if until is not None:
-        keep &= rows.ts <= instant(rows.ts, until)
+        keep &= before(rows.ts, until)
     return rows.filter(keep)
 
 
@@ -69,6 +71,7 @@ def traffic_counts(
     chunks: Sequence[Chunk] = ((None, None),),
     exact: bool = True,
     sprt: SprtSpec | None = None,
+    max_rows: int | None = None,
 ) -> ir.Table:
     """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
 
@@ -83,6 +86,9 @@ def traffic_counts(
     first crossing (see :func:`_first_exposures_with_crossings` for the columns it adds): the same
     grouped minimum feeds both, so the seed's test costs one sort of the first exposures and no
     second scan of the log.
+
+    With ``max_rows``, at most ``max_rows + 1`` rows come back: enough for the caller to refuse a
+    matrix that is too large (a wrong column) without fetching all of it.
     """
     rows = exposures(source, variant_col, until)
     if exact:
@@ -98,7 +104,8 @@ def traffic_counts(
         new = _first_exposures_with_crossings(firsts, bins, until, sprt)
     joined = active.left_join(new, ["bin", "variant"])
     extra = [name for name in new.columns if name not in ("bin", "variant", "new")]
-    return joined.select("bin", "variant", "active", *extra, new=ibis.coalesce(joined.new, 0))
+    counts = joined.select("bin", "variant", "active", *extra, new=ibis.coalesce(joined.new, 0))
+    return counts.limit(max_rows + 1) if max_rows is not None else counts
 
 
 def _active_units(
@@ -242,6 +249,11 @@ def _first_exposures_with_crossings(
         at = ibis.ifelse(crosses, steps.first_ts, ibis.null(steps.first_ts.type()))
         crossings[f"stop_ts{i}"] = at.min()
     return steps.group_by(["bin", "variant"]).aggregate(new=steps.count(), other=steps.y.max(), **crossings)
+
+
+def before(ts: ir.TimestampValue, until: pd.Timestamp) -> ir.BooleanValue:
+    """``ts < until``: the rows that exist at the evaluation instant ``until``."""
+    return ts < instant(ts, until)
 
 
 def instant(column: ir.TimestampValue, when: pd.Timestamp) -> ir.TimestampScalar:
