@@ -14,7 +14,7 @@ import numpy as np
 
 from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.results import TrafficAnomalyResult, TrafficMatrix
-from xpyrment_sql.stats.anomaly import drop_test
+from xpyrment_sql.stats import anomaly
 
 
 def judge_traffic_drop(
@@ -35,7 +35,7 @@ def judge_traffic_drop(
     """
     complete = matrix.complete_bins
     volumes = matrix.active.sum(axis=1)[:complete] if matrix.variants else np.zeros(0)
-    result = drop_test(
+    result = anomaly.drop_test(
         volumes,
         bin_seconds=parse_freq(matrix.freq).width,
         method=method,

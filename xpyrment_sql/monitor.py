@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from xpyrment_sql import assignment, charts, queries
-from xpyrment_sql.drop_check import judge_traffic_drop
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
+from xpyrment_sql.drop_check import judge_traffic_drop
 from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.metric_results import GuardrailReport, MetricsReport
@@ -32,7 +32,8 @@ from xpyrment_sql.results import (
     TrafficMatrix,
 )
 from xpyrment_sql.source import EngineSettings, Source, open_source
-from xpyrment_sql.stats.anomaly import check_anomaly_parameters, check_drop_method
+from xpyrment_sql.stats import anomaly as drop_tests
+from xpyrment_sql.stats.anomaly import check_anomaly_parameters
 from xpyrment_sql.stats.segment_srm import check_min_expected_units
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -180,7 +181,7 @@ class LiveMonitor:
             method: ``"seasonal"`` (the same bin in earlier days or weeks, scaled to the current level;
                 the default) or ``"zscore"`` (the seed's test against the preceding ``window`` bins).
         """
-        check_drop_method(method)
+        drop_tests.check_drop_method(method)
         check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, drop_threshold)
         matrix = self.traffic_matrix(variant_col, freq)
         return judge_traffic_drop(matrix, method, window, z_threshold, drop_threshold)
@@ -344,7 +345,7 @@ class LiveMonitor:
         (see :meth:`check_traffic_anomaly`; ``z_threshold=None`` is that method's default). Every
         check is evaluated at one instant, ``until`` as it stood when the run started.
         """
-        check_drop_method(drop_method)
+        drop_tests.check_drop_method(drop_method)
         check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, 0.5)
         check_alpha(srm_alpha, "srm_alpha")
         check_alpha(sequential_alpha, "sequential_alpha")

@@ -24,7 +24,7 @@ def exposures(
     until: pd.Timestamp | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> ir.Table:
-    """Rows reduced to ``(ts, variant, unit)``; rows missing any of them, or at or after ``until``, are dropped.
+    """Rows reduced to ``(ts, variant, unit)``; rows missing one, or at or after ``until``, are dropped.
 
     ``until`` is the evaluation instant: bins are half-open ``[start, end)``, and a row stamped exactly
     at ``until`` would belong to a bin that does not exist yet. ``extra`` maps further output names to
