@@ -24,6 +24,7 @@ from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.moments import MomentSpec, variant_moments
 from xpyrment_sql.source import Source, open_source
+from xpyrment_sql.traffic import MAX_MATRIX_CELLS
 
 DIALECTS = (
     "duckdb",
@@ -115,7 +116,7 @@ def check_queries(
         "traffic_matrix": (
             "traffic matrix: active and first-exposure units per bin and variant "
             "(traffic anomaly, chi-square and anytime-valid SRM)",
-            queries.traffic_counts(source, variant, bins),
+            queries.traffic_counts(source, variant, bins, max_rows=MAX_MATRIX_CELLS),
         ),
         "multiple_exposure": (
             "units seen under more than one variant (MULTIPLE_EXPOSURE)",
@@ -128,7 +129,9 @@ def check_queries(
         "traffic_matrix_sprt": (
             "traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', "
             "check_sequential_srm)",
-            queries.traffic_counts(source, variant, bins, sprt=sprt_query(shares, SPRT_DELTA, 0.01)),
+            queries.traffic_counts(
+                source, variant, bins, sprt=sprt_query(shares, SPRT_DELTA, 0.01), max_rows=MAX_MATRIX_CELLS
+            ),
         ),
     }
     if segment_cols:

@@ -184,4 +184,5 @@ LEFT OUTER JOIN (
     1,
     2
 ) AS `t12`
-  ON `t8`.`bin` = `t12`.`bin` AND `t8`.`variant` = `t12`.`variant`;
+  ON `t8`.`bin` = `t12`.`bin` AND `t8`.`variant` = `t12`.`variant`
+LIMIT 5000001;

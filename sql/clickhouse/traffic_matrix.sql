@@ -57,4 +57,5 @@ LEFT OUTER JOIN (
     "t7"."bin",
     "t7"."variant"
 ) AS "t9"
-  ON "t6"."bin" = "t9"."bin" AND "t6"."variant" = "t9"."variant";
+  ON "t6"."bin" = "t9"."bin" AND "t6"."variant" = "t9"."variant"
+LIMIT 5000001;

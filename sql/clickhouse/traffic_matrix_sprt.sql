@@ -185,4 +185,5 @@ LEFT OUTER JOIN (
     "t10"."bin",
     "t10"."variant"
 ) AS "t12"
-  ON "t8"."bin" = "t12"."bin" AND "t8"."variant" = "t12"."variant";
+  ON "t8"."bin" = "t12"."bin" AND "t8"."variant" = "t12"."variant"
+LIMIT 5000001;

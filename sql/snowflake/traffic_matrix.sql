@@ -59,4 +59,5 @@ LEFT OUTER JOIN (
     1,
     2
 ) AS "t9"
-  ON "t6"."bin" = "t9"."bin" AND "t6"."variant" = "t9"."variant";
+  ON "t6"."bin" = "t9"."bin" AND "t6"."variant" = "t9"."variant"
+LIMIT 5000001;
