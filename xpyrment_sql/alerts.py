@@ -1,22 +1,30 @@
 """Push experiment alerts to Slack, e-mail services, custom webhooks and Python callbacks.
 
-One failing handler never stops the others: every failure is logged and reported in the returned
-``DispatchOutcome``. Webhook URLs are secrets (a Slack URL embeds its token), so handlers are only
-ever named by kind and host, and urllib error messages are scrubbed of the URL before logging.
+One failing handler never stops the others: every failure is logged (one line: handler kind, host,
+reason) and reported in the returned ``DispatchOutcome``. A live monitor is only as alive as its
+slowest webhook, so each HTTP delivery ends within a total deadline whatever the server does (stall,
+drip one byte at a time, stream forever, redirect); at most a few KiB of any response are read.
+Webhook URLs are secrets (a Slack URL embeds its token), so handlers are only ever named by kind
+and host, and no URL reaches a log line, a result or an error message.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import http
+import http.client
 import json
 import logging
 import math
 import numbers
+import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import DispatchOutcome, to_jsonable
@@ -25,6 +33,11 @@ logger = logging.getLogger("xpyrment_sql.alerts")
 
 AlertCallback = Callable[[str, str, Mapping[str, Any]], None]
 
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one webhook delivery may take in total: connect, send, answer and body together."""
+
+_RESPONSE_LIMIT = 4096  # bytes of a response body read at most; only the status decides
+_REASON_LIMIT = 200  # characters of an error text logged at most (a bad status line can be huge)
 _REDACTED = "<redacted>"
 _TOKEN_LENGTH = 6
 
@@ -57,28 +70,28 @@ _BODY_BUILDERS: dict[str, Callable[[str, str, Any], dict[str, Any]]] = {
 }
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: urllib would re-send the POST as a body-less GET, losing the alert."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Follow nothing, so a 3xx response surfaces as an ``HTTPError`` (a failed delivery)."""
-
-
-def _parse_url(url: object) -> SplitResult | None:
-    """Return the parts of ``url`` if urllib can POST to it, else ``None``.
+def _url_problem(url: object) -> str | None:
+    """Say what stops urllib from POSTing to ``url`` without quoting any of it, or ``None``.
 
     Needed: http(s), a host, a valid port, printable ASCII without spaces (urllib cannot send
     anything else) and no credentials (urllib would resolve ``user:password@host`` as a host).
     """
-    if not isinstance(url, str) or not (url.isascii() and url.isprintable()) or " " in url:
-        return None
+    if not isinstance(url, str):
+        return f"got {type(url).__name__}, not str"
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        return "it holds a space, a control character or non-ASCII text (percent-encode them)"
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
     except ValueError:
-        return None
-    valid = parts.scheme.lower() in ("http", "https") and parts.hostname and "@" not in parts.netloc
-    return parts if valid else None
+        return "its host or port cannot be parsed"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "its scheme is not http or https"
+    if "@" in parts.netloc:
+        return "it holds user:password@ credentials"
+    if not parts.hostname:
+        return "it has no host"
+    return None
 
 
 def _host_label(parts: SplitResult) -> str:
@@ -89,14 +102,17 @@ def _host_label(parts: SplitResult) -> str:
 
 def _scrub(text: str, url: str) -> str:
     """Remove the URL and everything after its host from ``text``, plus any part of it long
-    enough to be a token (short parts such as ``500`` or ``v1`` would only mangle the text)."""
+    enough to be a token (short parts such as ``500`` or ``v1`` would only mangle the text),
+    percent-encoded or not, and cut the result to a log-friendly length."""
     parts = urlsplit(url)
     tail = url.split(parts.netloc, 1)[1]
-    tokens = (parts.path, parts.query, parts.fragment, *parts.path.split("/"))
+    query_parts = parts.query.replace("=", "&").split("&")
+    tokens = (parts.path, parts.query, parts.fragment, *parts.path.split("/"), *query_parts)
     pieces = {url, tail, *(p for p in tokens if len(p) >= _TOKEN_LENGTH)} - {"", "/"}
+    pieces |= {unquote(piece) for piece in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, _REDACTED).replace(repr(piece)[1:-1], _REDACTED)
-    return text
+    return text if len(text) <= _REASON_LIMIT else f"{text[:_REASON_LIMIT]}..."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,14 +126,136 @@ class _Webhook:
     @classmethod
     def parse(cls, kind: str, url: str) -> _Webhook:
         """Validate ``url``; the error never echoes it because webhook URLs carry secrets."""
-        parts = _parse_url(url)
-        if parts is None:
+        problem = _url_problem(url)
+        if problem is not None:
             raise ParameterError(
-                "url must be an http:// or https:// URL with a host, printable ASCII only "
-                "(percent-encode the rest), no spaces and no user:password@ credentials "
+                f"{kind} url must be an http:// or https:// URL with a host, but {problem} "
                 "(the value is not shown because webhook URLs carry secrets)"
             )
-        return cls(kind, f"{kind}:{_host_label(parts)}", url)
+        return cls(kind, f"{kind}:{_host_label(urlsplit(url))}", url)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: following one would re-send the alert (and its URL's secret) to a
+    host nobody registered, or as a body-less GET. Returning ``None`` lets urllib raise the 3xx as
+    an ``HTTPError``, which the delivery reports as a failure."""
+
+    def _refuse(self, *args: Any) -> None:
+        """Handle no redirect status, so the default error handler raises it."""
+
+    http_error_301 = http_error_302 = http_error_303 = http_error_307 = http_error_308 = _refuse
+
+
+class _Delivery:
+    """One POST of one alert to one webhook, run on a worker thread.
+
+    urllib's ``timeout`` bounds each socket operation, not the exchange: a server that drips its
+    answer one byte at a time never trips it. So the dispatcher waits for the worker at most the
+    deadline and then calls :meth:`abandon`, which shuts the connection down (unblocking any read
+    or write in progress) and stops a connection still being opened from sending anything.
+    """
+
+    def __init__(self, url: str, data: bytes, timeout: float) -> None:
+        self._url = url
+        self._data = data
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._sockets: list[socket.socket] = []  # duplicates of the connections' sockets
+        self.finished = threading.Event()
+        self.status: int | None = None  # the HTTP status, once the answer's head has arrived
+        self.error: Exception | None = None  # why the exchange failed before any status
+
+    def run(self) -> None:
+        """Send the request, record the status and read at most a few KiB of the body."""
+        try:
+            opener = urllib.request.build_opener(
+                _NoRedirect, _TrackedHTTPHandler(self), _TrackedHTTPSHandler(self)
+            )
+            headers = {"Content-Type": "application/json"}
+            request = urllib.request.Request(self._url, self._data, headers, method="POST")
+            with opener.open(request, timeout=self._timeout) as response:
+                self.status = response.status
+                remaining = _RESPONSE_LIMIT
+                while remaining > 0 and (chunk := response.read1(remaining)):
+                    remaining -= len(chunk)
+        except urllib.error.HTTPError as exc:
+            self.status = exc.code
+            exc.close()
+        except Exception as exc:  # everything: the worker must always report back
+            self.error = exc
+        finally:
+            self.finished.set()
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Shut down every connection this delivery opened and refuse to open another."""
+        with self._lock:
+            self._abandoned = True
+            for sock in self._sockets:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def connection(self, http_class: type[http.client.HTTPConnection]) -> Callable[..., Any]:
+        """A factory for ``http_class`` connections whose sockets :meth:`abandon` can reach."""
+
+        def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            connection = http_class(host, **kwargs)
+            connection._create_connection = self._connect  # type: ignore[attr-defined]
+            return connection
+
+        return make
+
+    def _connect(
+        self, address: tuple[str, int], timeout: float, source_address: tuple[str, int] | None = None
+    ) -> socket.socket:
+        """Open a TCP connection and keep a duplicate of it: the duplicate outlives the TLS
+        wrapping (which detaches the original object) and shuts the same connection down."""
+        sock = socket.create_connection(address, timeout, source_address)
+        with self._lock:
+            if self._abandoned:  # the dispatcher gave up while DNS or connect was still running
+                sock.close()
+                raise TimeoutError("deadline passed before the connection opened")
+            self._sockets.append(sock.dup())
+        return sock
+
+
+class _TrackedHTTPHandler(urllib.request.HTTPHandler):
+    """urllib's HTTP handler, opening connections through a :class:`_Delivery`."""
+
+    def __init__(self, delivery: _Delivery) -> None:
+        super().__init__()
+        self._delivery = delivery
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
+        """Open ``req`` on a connection the delivery can shut down."""
+        return super().do_open(self._delivery.connection(http_class), req, **kwargs)
+
+
+class _TrackedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS handler (default TLS context), opening connections through a :class:`_Delivery`."""
+
+    def __init__(self, delivery: _Delivery) -> None:
+        super().__init__()
+        self._delivery = delivery
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
+        """Open ``req`` on a connection the delivery can shut down."""
+        return super().do_open(self._delivery.connection(http_class), req, **kwargs)
+
+
+def _status_problem(status: int) -> str | None:
+    """Why an HTTP status is a failed delivery (``None`` for 2xx), with the standard reason phrase:
+    the server's own phrase is never shown, since a proxy may echo the secret URL in it."""
+    if 200 <= status < 300:
+        return None
+    try:
+        label = f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        label = f"HTTP {status}"
+    return f"redirect not followed ({label})" if 300 <= status < 400 else label
 
 
 def _callback_name(callback: AlertCallback) -> str:
@@ -128,20 +266,29 @@ class WebhookAlertDispatcher:
     """Send each alert to every registered webhook and callback, isolating failures.
 
     HTTP handlers run first (Slack, then e-mail, then custom; registration order within a kind),
-    then callbacks in registration order.
+    then callbacks in registration order. Each webhook gets one attempt per alert, ended by the
+    deadline: with ``n`` webhooks a dispatch takes at most about ``n * timeout`` seconds, plus what
+    the callbacks take. A 2xx answer is a delivery (its body is read up to 4 KiB within the
+    deadline, never more); any other status, a redirect (never followed), a network error or no
+    answer by the deadline is a failure, logged as ``kind:host`` and a reason.
 
     Args:
-        timeout: Socket timeout in seconds for each HTTP request; must be a finite number > 0.
+        timeout: Total seconds one webhook delivery may take — connecting, sending, waiting for the
+            answer and reading its body — whatever the server does; a finite number > 0.
     """
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         real = isinstance(timeout, numbers.Real) and not isinstance(timeout, bool)
         if not (real and 0 < timeout < math.inf):
             raise ParameterError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
         self._timeout = float(timeout)
-        self._opener = urllib.request.build_opener(_NoRedirect)
         self._webhooks: dict[str, list[_Webhook]] = {kind: [] for kind in _BODY_BUILDERS}
         self._callbacks: list[AlertCallback] = []
+
+    @property
+    def timeout(self) -> float:
+        """Total seconds one webhook delivery may take."""
+        return self._timeout
 
     def register_slack(self, url: str) -> None:
         """Post alerts to a Slack incoming-webhook URL as a formatted ``text`` message."""
@@ -190,20 +337,32 @@ class WebhookAlertDispatcher:
         return DispatchOutcome(alert_type, tuple(succeeded), tuple(failed))
 
     def _post(self, hook: _Webhook, body: dict[str, Any]) -> bool:
-        """POST ``body`` as UTF-8 JSON; return False (after logging a scrubbed error) on failure."""
-        try:  # everything inside: one handler must never stop the others
+        """POST ``body`` as UTF-8 JSON within the deadline; log why and return False on failure."""
+        try:
             data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-            headers = {"Content-Type": "application/json"}
-            request = urllib.request.Request(hook.url, data, headers, method="POST")
-            with self._opener.open(request, timeout=self._timeout) as response:
-                response.read()
-        except Exception as exc:
-            if isinstance(exc, urllib.error.HTTPError):
-                exc.close()
-            reason = _scrub(str(exc), hook.url)
-            logger.error("alert handler %s failed: %s: %s", hook.name, type(exc).__name__, reason)
+        except ValueError as exc:
+            logger.error("alert handler %s failed: %s", hook.name, _scrub(f"{exc}", hook.url))
             return False
-        return True
+        delivery = _Delivery(hook.url, data, self._timeout)
+        threading.Thread(target=delivery.run, name=f"alert-{hook.kind}", daemon=True).start()
+        finished = delivery.finished.wait(self._timeout)
+        delivery.abandon()
+        status = delivery.status
+        if status is not None:
+            problem = _status_problem(status)
+        elif not finished:
+            problem = f"no answer within the {self._timeout:g} s deadline"
+        else:
+            problem = _error_text(delivery.error, hook.url)
+        if problem is not None:
+            logger.error("alert handler %s failed: %s", hook.name, problem)
+        return problem is None
+
+
+def _error_text(error: Exception | None, url: str) -> str:
+    """``Class: message`` of what stopped a delivery (urllib's wrapper unwrapped), URL scrubbed."""
+    reason: object = error.reason if isinstance(error, urllib.error.URLError) else error
+    return _scrub(f"{type(reason).__name__}: {reason}", url)
 
 
 def _run_callback(callback: AlertCallback, alert_type: str, message: str, payload: Any) -> bool:
