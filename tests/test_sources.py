@@ -50,11 +50,48 @@ def test_duckdb_url_is_opened_read_only_and_reads_the_table(log, tmp_path):
         monitor.source.backend.raw_sql("CREATE TABLE logs.scratch (x INT)")
 
 
-def test_unit_col_defaults_to_unit_id_then_the_first_column(log):
-    assert xs.LiveMonitor(log, time_col="ts").unit_col == "unit_id"
-    renamed = log.rename(columns={"unit_id": "user"})[["ts", "user", "variant"]]
-    assert xs.LiveMonitor(renamed, time_col="ts").unit_col == "ts"
-    assert xs.LiveMonitor(renamed, time_col="ts", unit_col="user").unit_col == "user"
+@pytest.mark.parametrize(
+    ("columns", "kwargs", "unit_col", "rule"),
+    [
+        (["ts", "unit_id", "variant"], {}, "unit_id", "unit_id"),
+        (["ts", "variant", "user"], {}, "user", "first other column"),
+        (["variant", "ts", "user", "unit"], {}, "user", "first other column"),
+        (["ts", "user", "unit_id"], {"variant_col": "unit_id"}, "user", "first other column"),
+        (["ts", "user", "variant"], {"unit_col": "user"}, "user", "given"),
+    ],
+)
+def test_unit_col_is_unit_id_then_the_first_column_that_is_not_time_or_variant(
+    log, columns, kwargs, unit_col, rule
+):
+    frame = log.assign(user=log.unit_id, unit=log.unit_id)[columns]
+    source = xs.LiveMonitor(frame, time_col="ts", **kwargs).source
+    assert (source.unit_col, source.unit_rule) == (unit_col, rule)
+    assert source.unit_rule_text == xs.source.UNIT_RULES[rule]
+
+
+def test_the_first_other_column_rule_is_said_in_words(log):
+    renamed = log.rename(columns={"unit_id": "user_id"})[["ts", "user_id", "variant"]]
+    source = xs.LiveMonitor(renamed, time_col="ts").source
+    assert f"{source.unit_col} ({source.unit_rule_text})" == (
+        "user_id (first column that is not the time or variant column)"
+    )
+    binned = xs.LiveMonitor(renamed, time_col="ts").get_cumulative_traffic(freq="D")
+    assert binned.iloc[-1].sum() == log.unit_id.nunique(), "units, not rows"
+
+
+@pytest.mark.parametrize(
+    ("columns", "kwargs", "words"),
+    [
+        (["ts", "variant"], {}, "no column can be the unit column: the data has only ts, variant"),
+        (["unit_id", "variant", "ts"], {"unit_col": "ts"}, "unit_col='ts' is also time_col"),
+        (["unit_id", "variant", "ts"], {"unit_col": "variant"}, "unit_col='variant' is also variant_col"),
+        (["unit_id", "variant", "ts"], {"variant_col": "ts"}, "variant_col='ts' is also time_col"),
+    ],
+)
+def test_a_column_never_plays_two_roles(log, columns, kwargs, words):
+    with pytest.raises(ColumnError) as info:
+        xs.LiveMonitor(log[columns], time_col="ts", **kwargs)
+    assert words in str(info.value)
 
 
 def test_string_date_and_timestamptz_time_columns_bin_like_timestamps(log):
@@ -137,5 +174,8 @@ def test_table_argument_is_rejected_for_frames_and_files(log, tmp_path):
 def test_mixed_file_types_are_rejected(log, tmp_path):
     log.to_parquet(tmp_path / "a.parquet")
     log.to_csv(tmp_path / "b.csv", index=False)
-    with pytest.raises(SourceError, match="not all Parquet"):
+    with pytest.raises(SourceError) as info:
         xs.LiveMonitor(str(tmp_path / "*"), time_col="ts")
+    assert "both Parquet files" in str(info.value)
+    assert "a.parquet" in str(info.value)
+    assert "b.csv" in str(info.value)
