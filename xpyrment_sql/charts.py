@@ -3,28 +3,36 @@
 1. cumulative distinct units per variant (each unit once, at its first exposure);
 2. each arm's share of the units first seen in each bin against its designed share, inside a band of
    +-3 binomial standard errors (see :mod:`xpyrment_sql.stats.shares`);
-3. total units seen per bin, with the bins the drop test flags marked
-   (see :func:`xpyrment_sql.stats.anomaly.drop_flags`);
+3. (unit, variant) pairs seen per bin (units summed over variants, the drop test's volume), with the
+   complete bins the drop test flags marked (see :func:`xpyrment_sql.stats.anomaly.drop_flags`; the
+   seasonal method by default);
 4. the anytime-valid SRM p-value after every bin on a log scale, with the ``alpha`` line
    (see :func:`xpyrment_sql.stats.srm.anytime_p_values`).
 
+The bin still in progress at the evaluation instant (``TrafficMatrix.unfinished``) is shaded and
+hatched on every panel and labelled "in progress": it holds part of its traffic, so it is drawn as a
+grey marker off the volume line and never flagged as a drop.
+
 Nothing here queries: every panel is a pure function of a :class:`TrafficMatrix` that a check already
-fetched. matplotlib is imported only when a chart is drawn (the ``xpyrment-sql[plot]`` extra), and the
-figure is rendered by the Agg canvas, never by an interactive backend.
+fetched. matplotlib is imported only when a chart is drawn, and the figure is rendered by the Agg
+canvas, never by an interactive backend. Names from the data go into labels with ``$`` escaped, so a
+variant called ``$x$`` is not read as mathtext.
 """
 
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.results import TrafficMatrix
-from xpyrment_sql.stats.anomaly import check_anomaly_parameters, drop_flags
+from xpyrment_sql.stats import anomaly
 from xpyrment_sql.stats.shares import observed_shares, share_band
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -43,15 +51,16 @@ if TYPE_CHECKING:
 FORMATS = {".png": "png", ".svg": "svg"}
 BAND_WIDTH = 3.0
 """Half-width of the share band, in binomial standard errors."""
+IN_PROGRESS = "in progress"
 
 
 def require_matplotlib() -> Any:
-    """Import matplotlib, or say which extra installs it."""
+    """Import matplotlib (a dependency of xpyrment-sql), or say how to install it."""
     try:
         import matplotlib
     except ImportError as exc:
         raise ImportError(
-            "traffic charts need matplotlib: pip install 'xpyrment-sql[plot]'"
+            "traffic charts need matplotlib, which xpyrment-sql depends on: pip install matplotlib"
         ) from exc
     return matplotlib
 
@@ -71,7 +80,8 @@ def traffic_figure(
     expected_ratios: Ratios | None = None,
     *,
     window: int = 7,
-    z_threshold: float = 3.0,
+    z_threshold: float | None = None,
+    drop_method: str = "seasonal",
     drop_threshold: float = 0.5,
     alpha: float = 0.01,
     concentration: float = DEFAULT_CONCENTRATION,
@@ -82,9 +92,10 @@ def traffic_figure(
         matrix: The traffic matrix a check fetched (no query is sent here).
         expected_ratios: Designed ratios (list aligned with the sorted variants, or dict); default an
             equal split.
-        window: Bins in the drop test's baseline.
-        z_threshold: z-score below ``-z_threshold`` flags a drop.
-        drop_threshold: Relative drop flagged when the baseline has no variance.
+        window: Bins in the z-score drop test's baseline.
+        z_threshold: z-score below ``-z_threshold`` flags a drop; ``None`` takes the method's default.
+        drop_method: ``"seasonal"`` (each bin against the same bin in earlier cycles) or ``"zscore"``.
+        drop_threshold: Relative drop flagged when the z-score baseline has no variance.
         alpha: Level of the anytime-valid SRM test (the horizontal line in panel 4).
         concentration: Prior weight of the anytime-valid test.
 
@@ -94,13 +105,22 @@ def traffic_figure(
     Raises:
         DataError: when the matrix has no bins or no variants (nothing to draw).
     """
-    check_anomaly_parameters(window, z_threshold, drop_threshold)
+    anomaly.check_drop_method(drop_method)
     alpha = check_alpha(alpha)
     concentration = check_concentration(concentration)
     if not matrix.variants or len(matrix.bins) == 0:
         raise DataError("the traffic matrix is empty: no exposures to chart")
     ratios = [1.0] * len(matrix.variants) if expected_ratios is None else expected_ratios
     shares = expected_shares(ratios, matrix.variants)
+    totals = matrix.active.sum(axis=1)
+    flags = anomaly.drop_flags(
+        totals[: matrix.complete_bins],
+        bin_seconds=parse_freq(matrix.freq).width,
+        method=drop_method,
+        window=window,
+        z_threshold=z_threshold,
+        drop_threshold=drop_threshold,
+    )
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -112,11 +132,21 @@ def traffic_figure(
     colors = [f"C{i}" for i in range(len(matrix.variants))]
     _cumulative_panel(axes[0], x, matrix, colors)
     _share_panel(axes[1], x, matrix, shares, colors)
-    _volume_panel(axes[2], x, matrix, window, z_threshold, drop_threshold)
+    _volume_panel(axes[2], x, matrix, totals, flags, drop_method)
     _srm_panel(axes[3], x, matrix, shares, alpha, concentration)
+    if matrix.unfinished:
+        _shade_unfinished(axes, x[-1], parse_freq(matrix.freq).width)
     axes[3].set_xlabel(f"bin start ({matrix.freq} bins)")
-    figure.suptitle(f"Traffic by {matrix.variant_col}: {len(matrix.bins)} bins of {matrix.freq}")
+    progress = f", the last {IN_PROGRESS}" if matrix.unfinished else ""
+    figure.suptitle(
+        f"Traffic by {label(matrix.variant_col)}: {len(matrix.bins)} bins of {matrix.freq}{progress}"
+    )
     return figure
+
+
+def label(name: Any) -> str:
+    """A name from the data as literal label text (``$`` escaped, so it is never read as mathtext)."""
+    return str(name).replace("$", r"\$")
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
@@ -143,7 +173,7 @@ def _bin_times(bins: pd.DatetimeIndex) -> np.ndarray:
 def _cumulative_panel(ax: Any, x: np.ndarray, matrix: TrafficMatrix, colors: list[str]) -> None:
     cumulative = np.cumsum(matrix.new, axis=0)
     for i, variant in enumerate(matrix.variants):
-        ax.plot(x, cumulative[:, i], color=colors[i], label=str(variant))
+        ax.plot(x, cumulative[:, i], color=colors[i], label=label(variant))
     ax.set_title("Cumulative distinct units (each unit once, at its first exposure)")
     ax.set_ylabel("units")
     ax.legend(loc="upper left")
@@ -157,7 +187,7 @@ def _share_panel(
     for i, variant in enumerate(matrix.variants):
         ax.fill_between(x, lower[:, i], upper[:, i], color=colors[i], alpha=0.18, linewidth=0)
         ax.axhline(shares[i], color=colors[i], linestyle="--", linewidth=1)
-        ax.plot(x, observed[:, i], color=colors[i], label=f"{variant} (expected {shares[i]:.1%})")
+        ax.plot(x, observed[:, i], color=colors[i], label=f"{label(variant)} (expected {shares[i]:.1%})")
     low, high = ax.get_ylim()
     ax.set_ylim(max(low, 0.0), min(high, 1.0))
     ax.set_title(f"Share of newly exposed units per bin, expected share +-{BAND_WIDTH:g} binomial SE")
@@ -166,19 +196,38 @@ def _share_panel(
 
 
 def _volume_panel(
-    ax: Any, x: np.ndarray, matrix: TrafficMatrix, window: int, z_threshold: float, drop_threshold: float
+    ax: Any, x: np.ndarray, matrix: TrafficMatrix, totals: np.ndarray, flags: np.ndarray, method: str
 ) -> None:
-    totals = matrix.active.sum(axis=1)
-    flags = drop_flags(totals, window, z_threshold, drop_threshold)
-    ax.plot(x, totals, color="0.3", label="units seen in the bin")
+    """Complete bins as a line with the flagged drops; the unfinished bin as a grey hollow marker."""
+    complete = matrix.complete_bins
+    done_x, done = x[:complete], totals[:complete]
+    ax.plot(done_x, done, color="0.3", label="(unit, variant) pairs seen in the bin")
     ax.scatter(
-        x[flags], totals[flags], color="red", marker="v", s=60, zorder=3,
-        label=f"flagged drop (z < -{z_threshold:g} vs {window} bins before)",
-    )
-    ax.set_title("Units per bin, drops flagged by the anomaly test")
-    ax.set_ylabel("units")
+        done_x[flags], done[flags], color="red", marker="v", s=60, zorder=3,
+        label=f"flagged drop ({method} test, complete bins only)",
+    )  # fmt: skip
+    if matrix.unfinished:
+        ax.plot(
+            x[-1:], totals[-1:], linestyle="none", marker="o", markerfacecolor="none", color="0.55",
+            label=f"{IN_PROGRESS} (partial, not judged)",
+        )  # fmt: skip
+    ax.set_title("Units per bin summed over variants, drops flagged by the drop test")
+    ax.set_ylabel("(unit, variant) pairs")
     ax.set_ylim(bottom=0)
     ax.legend(loc="lower left")
+
+
+def _shade_unfinished(axes: Any, start: Any, width_seconds: int) -> None:
+    """Hatch the bin in progress on every panel; the volume panel also says "in progress"."""
+    for ax in axes:
+        ax.axvspan(
+            start, start + timedelta(seconds=width_seconds), facecolor="0.9", edgecolor="0.6",
+            hatch="//", linewidth=0, zorder=0,
+        )  # fmt: skip
+    axes[2].annotate(
+        IN_PROGRESS, xy=(start, 0), xytext=(0, 4), textcoords="offset points", color="0.35",
+        fontsize=8, rotation=90, va="bottom", ha="right",
+    )  # fmt: skip
 
 
 def _srm_panel(

@@ -4,12 +4,17 @@ The HTML file embeds its chart as a base64 PNG and its styles inline, and its Co
 forbids every fetch except ``data:`` images, so opening it sends no request anywhere. The Markdown file
 references the chart as a PNG written next to it (``<name>-traffic.png``), because tickets take images
 as attachments, not inline data.
+
+Names come from the data and the user (variant values, column names, the source's name) and may hold
+markup: every one is escaped, as HTML text in the page, and in Markdown with backslash escapes, newlines
+folded into spaces, and code fences longer than any run of backticks inside them.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from xpyrment_sql.errors import ParameterError
@@ -121,12 +126,26 @@ def _html_cell(cell: str) -> str:
 def render_markdown(run: MonitoringReport, chart_file: str | None = None) -> str:
     """The report as Markdown; the chart is a link to ``chart_file`` (a PNG beside it) if given."""
     stamp = run.started_at.isoformat(timespec="seconds")
-    lines = [f"# {_title(run)}", "", f"Run at {stamp} (UTC) by xpyrment-sql."]
+    lines = [f"# {markdown_text(_title(run))}", "", f"Run at {stamp} (UTC) by xpyrment-sql."]
     for section in report_sections(run):
-        lines += ["", f"## {section.heading}"]
+        lines += ["", f"## {markdown_text(section.heading)}"]
         for block in section.blocks:
             lines += ["", *_markdown_block(block, chart_file)]
     return "\n".join(lines) + "\n"
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>|#~&])")
+_LIST_MARKER = re.compile(r"^(\d*)([-+.)])(?=\s|$)")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as one line of literal Markdown: markup characters backslash-escaped, newlines folded.
+
+    A leading ``-``, ``+`` or ``1.`` is escaped too, so a name cannot start a list.
+    """
+    flat = " ".join(str(text).split("\n")).replace("\r", " ").strip()
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", flat)
+    return _LIST_MARKER.sub(r"\1\\\2", escaped)
 
 
 def _markdown_block(block: Block, chart_file: str | None) -> list[str]:
@@ -135,15 +154,16 @@ def _markdown_block(block: Block, chart_file: str | None) -> list[str]:
             _markdown_row(row) for row in block.rows
         ]
     if isinstance(block, Code):
-        return [f"**{block.title}**", "", "```sql", block.text.rstrip(), "```"]
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", block.text)), default=0))
+        return [f"**{markdown_text(block.title)}**", "", f"{fence}sql", block.text.rstrip(), fence]
     if isinstance(block, Chart):
         if block.png is None:
-            return [block.note]
+            return [markdown_text(block.note)]
         if chart_file is None:
             return ["The chart is in the HTML report."]
         return [f"![traffic chart]({chart_file})"]
-    return [block]
+    return [markdown_text(block)]
 
 
 def _markdown_row(cells: tuple[str, ...]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return "| " + " | ".join(markdown_text(cell) for cell in cells) + " |"

@@ -269,11 +269,12 @@ def demo_log(path: str | os.PathLike[str]) -> ExposureLogSpec:
 
     From the middle of day 5 on, 15% of treatment units vanish (a crash on the treatment path): the
     units first seen after that are lost, so cumulative distinct units drift off 50/50 and both the
-    chi-square and the sequential SRM fire. In the final hour traffic keeps only 20% of its rows, which
-    the z-score test on the last hourly bin flags against the seven hours before it.
+    chi-square and the sequential SRM fire. From 22:00 on the last day traffic keeps only 20% of its
+    rows. A monitor evaluating at the latest exposure sees the 23:00 bin in progress (it never judges
+    it) and judges the 22:00 bin, which the drop test flags against the same hour on earlier days.
     """
     return write_exposure_log(
         path, rows=3_000_000, days=7, rows_per_unit=2.0, arms={"control": 1.0, "treatment": 1.0},
         diurnal=True, srm={"arm": "treatment", "keep": 0.85, "after": "2026-01-09 12:00:00"},
-        traffic_drop={"keep": 0.2, "after": "2026-01-11 23:00:00"}, seed=7,
+        traffic_drop={"keep": 0.2, "after": "2026-01-11 22:00:00"}, seed=7,
     )  # fmt: skip
