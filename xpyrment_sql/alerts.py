@@ -103,7 +103,8 @@ def _host_label(parts: SplitResult) -> str:
 def _scrub(text: str, url: str) -> str:
     """Remove the URL and everything after its host from ``text``, plus any part of it long
     enough to be a token (short parts such as ``500`` or ``v1`` would only mangle the text),
-    percent-encoded or not, and cut the result to a log-friendly length."""
+    percent-encoded or not; then escape control characters (the text may come from the server,
+    which must not forge log lines) and cut the result to a log-friendly length."""
     parts = urlsplit(url)
     tail = url.split(parts.netloc, 1)[1]
     query_parts = parts.query.replace("=", "&").split("&")
@@ -112,6 +113,7 @@ def _scrub(text: str, url: str) -> str:
     pieces |= {unquote(piece) for piece in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, _REDACTED).replace(repr(piece)[1:-1], _REDACTED)
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text.strip())
     return text if len(text) <= _REASON_LIMIT else f"{text[:_REASON_LIMIT]}..."
 
 
