@@ -331,6 +331,7 @@ def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
     assert "T000" not in caplog.text
     assert "SECRET-TOKEN" not in repr(outcome)
     assert "SECRET-TOKEN" not in repr(dispatcher.handler_names)
+    assert "SECRET-TOKEN" not in repr(vars(dispatcher))
     assert "SECRET-TOKEN" not in json.dumps(outcome.to_dict())
 
 

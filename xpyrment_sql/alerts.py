@@ -138,9 +138,9 @@ class _Webhook:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse every redirect: following one would re-send the alert (and its URL's secret) to a
-    host nobody registered, or as a body-less GET. Returning ``None`` lets urllib raise the 3xx as
-    an ``HTTPError``, which the delivery reports as a failure."""
+    """Refuse every redirect: following one would send the alert to a host or path nobody
+    registered (for 301-303 as a body-less GET). Returning ``None`` lets urllib raise the 3xx as an
+    ``HTTPError``, which the delivery reports as a failure."""
 
     def _refuse(self, *args: Any) -> None:
         """Handle no redirect status, so the default error handler raises it."""
@@ -205,7 +205,7 @@ class _Delivery:
 
         def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
             connection = http_class(host, **kwargs)
-            connection._create_connection = self._connect  # type: ignore[attr-defined]
+            connection._create_connection = self._connect  # http.client opens its socket through this
             return connection
 
         return make
