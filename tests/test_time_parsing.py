@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.errors import ColumnError, ParameterError
+from xpyrment_sql.errors import ColumnError, DataError, ParameterError
 from xpyrment_sql.source import Source, open_source
 
 OFFSETS = {"Z": 0, "+02:00": 120, "-05:00": -300, "+05:30": 330}
@@ -147,7 +147,7 @@ def test_offset_strings_and_epoch_numbers_on_postgresql(postgres_server, log):
         admin.execute("DROP DATABASE IF EXISTS time_parsing")
         admin.execute("CREATE DATABASE time_parsing")
     with postgres_server.connect("time_parsing") as con:
-        con.execute("CREATE TABLE t (row INT, unit_id BIGINT, variant TEXT, ts TEXT, ms BIGINT)")
+        con.execute("CREATE TABLE t (row INT, unit_id BIGINT, variant TEXT, ts TEXT, ms BIGINT, bad TEXT)")
         with con.cursor() as cursor, cursor.copy("COPY t FROM STDIN") as copy:
             for index in range(len(rows)):
                 record = (
@@ -156,12 +156,15 @@ def test_offset_strings_and_epoch_numbers_on_postgresql(postgres_server, log):
                     rows.variant[index],
                     text.ts[index],
                     int(millis[index]),
+                    "soon" if index == 7 else text.ts[index],
                 )
                 copy.write_row(record)
     url = postgres_server.url(database="time_parsing")
     expected = rows.ts.dt.tz_localize("UTC").dt.as_unit("us")
     as_text = open_source(url, table="t", time_col="ts")
     as_millis = open_source(url, table="t", time_col="ms", time_unit="ms")
+    with pytest.raises(DataError, match=r"time_col='bad': the postgres backend could not parse .*soon"):
+        open_source(url, table="t", time_col="bad")
     try:
         assert as_text.time_offsets
         pd.testing.assert_series_equal(instants(as_text), expected)

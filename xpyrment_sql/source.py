@@ -465,8 +465,11 @@ def _private_spill_folder() -> str:
 
 
 def _open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
-    """Files matching ``path`` read in place: all Parquet, or all CSV; empty (0-byte) files hold no rows
-    and are skipped."""
+    """The files ``path`` matches, read in place: all Parquet or all CSV, without the empty ones.
+
+    An empty (0-byte) file holds no rows, and DuckDB refuses it (a writer may just have created it),
+    so it is skipped; a path matching only empty files is an error.
+    """
     files = _matching_files(path)
     parquet = [name for name in files if name.lower().endswith(_PARQUET_SUFFIXES)]
     text = [name for name in files if name.lower().endswith(_TEXT_SUFFIXES)]
@@ -633,7 +636,8 @@ def _parse_time_strings(source: Source) -> bool:
             f"time_col={source.time_col!r}: {int(count)} value(s) do not parse as timestamps, "
             f"e.g. {summary['example'].iloc[0]!r}"
         )
-    return bool(summary["offsets"].fillna(False).iloc[0])
+    offsets = summary["offsets"].iloc[0]
+    return not pd.isna(offsets) and bool(offsets)
 
 
 def _parquet_span(source: Source) -> TimeSpan | None:
