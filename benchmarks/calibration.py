@@ -12,8 +12,10 @@ Counts for the chi-square and anytime tests are one multinomial draw per day, su
 ever see end-of-bin totals. The SPRT is evaluated after every unit, so its experiments are drawn
 unit by unit (one Bernoulli per unit, vectorised per day); CALIBRATION.md says why.
 
-Run ``python -m benchmarks.calibration`` (about two minutes on two cores) to rewrite ``CALIBRATION.md``.
-The statistics come from ``xpyrment_sql.stats.srm``, so this measures the library's own code.
+Run ``python -m benchmarks.calibration`` (about two minutes on two cores, plus the traffic-drop study
+of ``benchmarks.drop_calibration``) to rewrite ``CALIBRATION.md``; ``--only srm`` or ``--only drops``
+rewrites one part and keeps the other. The statistics come from ``xpyrment_sql.stats``, so this
+measures the library's own code.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmarks import drop_calibration
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
     anytime_log_bayes_factors,
@@ -445,16 +448,41 @@ def _discussion(study: Study) -> list[str]:
     ]
 
 
+DROPS_HEADING = "# Calibration of the traffic-drop test"
+
+
+def split_parts(text: str) -> tuple[str, str]:
+    """CALIBRATION.md's SRM part and traffic-drop part (either empty when absent)."""
+    at = text.find(DROPS_HEADING)
+    if at < 0:
+        return text, ""
+    return text[:at].rstrip("\n") + "\n", text[at:]
+
+
 def main() -> None:
-    """Rewrite CALIBRATION.md next to this file."""
+    """Rewrite CALIBRATION.md next to this file (both parts, or the one ``--only`` names)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count-sims", type=int, default=20_000, help="experiments per count scenario")
     parser.add_argument("--unit-sims", type=int, default=2_000, help="experiments per SPRT scenario")
     parser.add_argument("--hourly-sims", type=int, default=5_000, help="experiments per hourly scenario")
+    parser.add_argument(
+        "--drop-series", type=int, default=drop_calibration.HOURLY_SIMS, help="hourly series per drop setting"
+    )
+    parser.add_argument(
+        "--drop-daily-series", type=int, default=drop_calibration.DAILY_SIMS, help="daily series per setting"
+    )
+    parser.add_argument("--only", choices=("srm", "drops"), help="rewrite only this part of CALIBRATION.md")
     parser.add_argument("--out", default=str(Path(__file__).with_name("CALIBRATION.md")))
     args = parser.parse_args()
-    text = document(run(args.count_sims, args.unit_sims, args.hourly_sims))
-    Path(args.out).write_text(text)
+    out = Path(args.out)
+    srm, drops = split_parts(out.read_text() if out.exists() else "")
+    if args.only != "drops":
+        srm = document(run(args.count_sims, args.unit_sims, args.hourly_sims))
+    if args.only != "srm":
+        study = drop_calibration.run(args.drop_series, args.drop_daily_series)
+        drops = "\n".join(drop_calibration.document(study)) + "\n"
+    text = srm + ("\n" + drops if drops else "")
+    out.write_text(text)
     print(text)
 
 

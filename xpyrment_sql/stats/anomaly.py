@@ -1,7 +1,12 @@
-"""Traffic-drop detection on per-bin unit totals (the seed's z-score test).
+"""Traffic-drop detection on per-bin unit totals: the dispatcher and the seed's z-score test.
 
-Let ``x_t`` be the units seen in bin ``t`` (summed over variants) and ``T`` the latest bin. With
-``K = min(T - 1, W)`` preceding bins as the baseline,
+:func:`drop_test` runs the seasonal test (``method="seasonal"``, the default; see
+:mod:`xpyrment_sql.stats.seasonal`) or the seed's z-score test (``method="zscore"``); the seasonal test
+falls back to the z-score test when the bin width has no daily or weekly cycle (weekly bins, widths
+that do not divide a day) or before one full cycle of history.
+
+The seed's z-score test: let ``x_t`` be the units seen in bin ``t`` (summed over variants) and ``T``
+the latest bin. With ``K = min(T - 1, W)`` preceding bins as the baseline,
 
     mu = mean(x_{T-K} .. x_{T-1}),   sigma = sd(x_{T-K} .. x_{T-1}) with ddof = 1,
     Z  = (x_T - mu) / sigma,
@@ -12,12 +17,41 @@ fallback flags ``x_T < mu * (1 - drop_threshold)``. Fewer than 3 bins give no ve
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import TrafficAnomalyResult
+from xpyrment_sql.stats.seasonal import (
+    SEASONAL_Z_THRESHOLD,
+    SeasonalForecast,
+    bins_per_day,
+    cycle_words,
+    seasonal_drops,
+    seasonal_forecast,
+)
 
 MIN_BINS = 3
+DROP_METHODS = ("seasonal", "zscore")
+ZSCORE_THRESHOLD = 3.0
+DEFAULT_THRESHOLDS = {"seasonal": SEASONAL_Z_THRESHOLD, "zscore": ZSCORE_THRESHOLD}
+
+
+def check_drop_method(method: str) -> str:
+    """Return ``method`` when it is one of ``DROP_METHODS``, else raise ``ParameterError``."""
+    if method not in DROP_METHODS:
+        accepted = ", ".join(repr(m) for m in DROP_METHODS)
+        raise ParameterError(f"method={method!r} is not a traffic-drop test; use one of {accepted}")
+    return method
+
+
+def check_bin_seconds(bin_seconds: int) -> int:
+    """Return ``bin_seconds`` when it is a positive integer (the bin width), else raise ``ParameterError``."""
+    if isinstance(bin_seconds, bool) or not isinstance(bin_seconds, (int, np.integer)) or bin_seconds <= 0:
+        raise ParameterError(f"bin_seconds={bin_seconds!r} must be a positive integer (bin width in seconds)")
+    return int(bin_seconds)
 
 
 def check_anomaly_parameters(window: int, z_threshold: float, drop_threshold: float) -> None:
@@ -76,21 +110,126 @@ def traffic_drop_test(
     )
 
 
+def drop_test(
+    volumes: np.ndarray,
+    *,
+    bin_seconds: int,
+    method: str = "seasonal",
+    window: int = 7,
+    z_threshold: float | None = None,
+    drop_threshold: float = 0.5,
+) -> TrafficAnomalyResult:
+    """Test whether the last entry of ``volumes`` (a complete bin) is a traffic drop.
+
+    Args:
+        volumes: Units per bin, consecutive bins of ``bin_seconds`` each; the last one is judged and
+            is never part of its own baseline, level or dispersion.
+        bin_seconds: The bin width in seconds; it gives the cycles (``86400 // bin_seconds`` bins a
+            day when the width divides a day; the week for daily bins; none for wider bins).
+        method: ``"seasonal"`` (the same bin in earlier cycles, see :mod:`.seasonal`) or
+            ``"zscore"`` (the seed's test against the preceding ``window`` bins).
+        window: Bins in the z-score test's baseline.
+        z_threshold: A drop is ``z < -z_threshold``; ``None`` takes the method's calibrated default
+            (``SEASONAL_Z_THRESHOLD`` or ``ZSCORE_THRESHOLD``). For the seasonal test it is the
+            normal-scale level, widened to a Student-t quantile for the estimated dispersion.
+        drop_threshold: The z-score test's fallback when its baseline has zero variance.
+
+    Returns:
+        A :class:`TrafficAnomalyResult`; ``method`` says which test ran (``"zscore"`` when the
+        seasonal test had less than one cycle of history or no cycle at this bin width).
+
+    Raises:
+        ParameterError: for an unknown ``method``, a bad ``bin_seconds``, ``window``, threshold.
+    """
+    check_drop_method(method)
+    per_day = bins_per_day(check_bin_seconds(bin_seconds))
+    threshold = DEFAULT_THRESHOLDS[method] if z_threshold is None else z_threshold
+    check_anomaly_parameters(window, threshold, drop_threshold)
+    volumes = np.asarray(volumes, dtype=float)
+    if method == "seasonal" and per_day is not None and volumes.size > 1:
+        forecast = seasonal_forecast(volumes, per_day, threshold, np.array([volumes.size - 1]))
+        if forecast.testable[0]:
+            return _seasonal_result(float(volumes[-1]), forecast, bin_seconds, per_day)
+    fallback = ZSCORE_THRESHOLD if z_threshold is None else z_threshold
+    result = traffic_drop_test(volumes, window, fallback, drop_threshold)
+    return dataclasses.replace(result, threshold=float(fallback))
+
+
+def _seasonal_result(
+    latest: float, forecast: SeasonalForecast, bin_seconds: int, per_day: int
+) -> TrafficAnomalyResult:
+    """The record of a seasonal verdict on one bin (``forecast`` holds that bin only)."""
+    scores, drops = seasonal_drops(np.array([latest]), forecast)
+    expected, sd, z = float(forecast.expected[0]), float(np.sqrt(forecast.variance[0])), float(scores[0])
+    threshold, cycle = float(forecast.threshold[0]), int(forecast.cycle_bins[0])
+    cycles = int(forecast.cycles[0])
+    anomaly = bool(drops[0])
+    verdict = f"z = {z:.1f} < -{threshold:.2f}): a drop" if anomaly else f"z = {z:.1f}): no drop"
+    return TrafficAnomalyResult(
+        anomaly,
+        latest,
+        expected,
+        sd,
+        z,
+        f"{latest:,.0f} units vs {expected:,.0f} expected from "
+        f"{cycle_words(bin_seconds, cycle, per_day, cycles)} (sd {sd:,.1f}, {verdict}.",
+        method="seasonal",
+        threshold=threshold,
+        cycle_bins=cycle,
+        cycles=cycles,
+        dispersion=float(forecast.dispersion[0]),
+    )
+
+
+def zscore_baselines(volumes: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd (ddof 1) of the preceding ``min(t, window)`` bins, for every bin ``t`` (NaN below 2)."""
+    volumes = np.asarray(volumes, dtype=float)
+    n = volumes.size
+    mean, sd = np.full(n, np.nan), np.full(n, np.nan)
+    for t in range(MIN_BINS - 1, min(n, window)):
+        mean[t], sd[t] = np.mean(volumes[:t]), np.std(volumes[:t], ddof=1)
+    if n > window:
+        rows = sliding_window_view(volumes[:-1], window)
+        mean[window:], sd[window:] = rows.mean(axis=1), rows.std(axis=1, ddof=1)
+    return mean, sd
+
+
+def zscore_drops(
+    observed: np.ndarray, mean: np.ndarray, sd: np.ndarray, z_threshold: float, drop_threshold: float
+) -> np.ndarray:
+    """The seed's verdicts: ``(x - mean) / sd < -z_threshold``, or ``x < mean (1 - drop)`` when ``sd = 0``."""
+    observed = np.asarray(observed, dtype=float)
+    flat = sd == 0
+    z = (observed - mean) / np.where(flat, 1.0, sd)
+    drops = np.where(flat, observed < mean * (1.0 - drop_threshold), z < -z_threshold)
+    return drops & ~np.isnan(mean)
+
+
 def drop_flags(
-    volumes: np.ndarray, window: int = 7, z_threshold: float = 3.0, drop_threshold: float = 0.5
+    volumes: np.ndarray,
+    window: int = 7,
+    z_threshold: float | None = None,
+    drop_threshold: float = 0.5,
+    *,
+    bin_seconds: int | None = None,
+    method: str = "seasonal",
 ) -> np.ndarray:
     """Which bins the drop test flags when each bin in turn is the latest, for charts.
 
-    ``flags[t]`` is :func:`traffic_drop_test` applied to ``volumes[: t + 1]``: the verdict a monitor
-    running at the end of bin ``t`` would have given. The first ``MIN_BINS - 1`` bins are never
-    flagged (no baseline yet).
+    ``flags[t]`` is :func:`drop_test` applied to ``volumes[: t + 1]``: the verdict a monitor running at
+    the end of bin ``t`` would have given, computed for all bins at once. ``bin_seconds=None`` (the
+    width unknown, as in the seed's positional calls ``drop_flags(volumes, window, z, drop)``) has no
+    cycle, so the z-score test runs. The first ``MIN_BINS - 1`` bins are never flagged.
     """
-    check_anomaly_parameters(window, z_threshold, drop_threshold)
+    check_drop_method(method)
+    per_day = None if bin_seconds is None else bins_per_day(check_bin_seconds(bin_seconds))
+    threshold = DEFAULT_THRESHOLDS[method] if z_threshold is None else z_threshold
+    check_anomaly_parameters(window, threshold, drop_threshold)
     volumes = np.asarray(volumes, dtype=float)
-    return np.array(
-        [
-            traffic_drop_test(volumes[: t + 1], window, z_threshold, drop_threshold).anomaly_detected
-            for t in range(volumes.size)
-        ],
-        dtype=bool,
-    )
+    fallback = ZSCORE_THRESHOLD if z_threshold is None else z_threshold
+    flags = zscore_drops(volumes, *zscore_baselines(volumes, window), fallback, drop_threshold)
+    if method == "seasonal" and per_day is not None and volumes.size > 1:
+        forecast = seasonal_forecast(volumes, per_day, threshold)
+        _, drops = seasonal_drops(volumes, forecast)
+        flags = np.where(forecast.testable, drops, flags)
+    return flags
