@@ -84,14 +84,92 @@ def test_missing_dimension_values_form_their_own_segment(result):
     assert "platform=ios, version=None" in set(result.table.segment)
 
 
-def test_contributions_add_up_to_the_overall_chi_square(log, result):
-    counts = reference_counts(log).to_numpy().sum(axis=0)
-    overall = stats.chisquare(counts, counts.sum() * np.array([0.5, 0.5]))
-    assert result.overall_chi_square == pytest.approx(overall.statistic, rel=1e-9)
-    assert result.overall_p_value == pytest.approx(overall.pvalue, rel=1e-9)
-    assert result.table.contribution.sum() == pytest.approx(overall.statistic, rel=1e-9)
-    assert result.table.contribution_share.iloc[0] > 0.5
-    assert list(result.table.contribution) == sorted(result.table.contribution, reverse=True)
+def test_contribution_shares_are_each_segments_share_of_the_chi_square(result):
+    tested = result.table[result.table.tested]
+    by_hand = tested.chi_square / tested.chi_square.sum()
+    np.testing.assert_allclose(tested.contribution_share, by_hand, rtol=1e-12)
+    assert (tested.contribution_share >= 0).all()
+    assert tested.contribution_share.sum() == pytest.approx(1.0, rel=1e-12)
+    assert tested.contribution_share.iloc[0] > 0.5
+    assert list(tested.chi_square) == sorted(tested.chi_square, reverse=True)
+    assert result.table[~result.table.tested].contribution_share.isna().all()
+    assert f"{tested.contribution_share.iloc[0]:.0%}" in result.message
+
+
+def test_contribution_shares_of_a_small_table_by_hand():
+    counts = np.array([[520, 480], [300, 300], [90, 110]])
+    got = segment_srm(counts, [("a",), ("b",), ("c",)], ["shop"], ("x", "y"), [1, 1], alpha=0.05)
+    chi = {"shop=a": 20**2 / 500 * 2, "shop=b": 0.0, "shop=c": 10**2 / 100 * 2}
+    total = sum(chi.values())
+    assert dict(zip(got.table.segment, got.table.chi_square, strict=True)) == pytest.approx(chi)
+    shares = dict(zip(got.table.segment, got.table.contribution_share, strict=True))
+    assert shares == pytest.approx({name: value / total for name, value in chi.items()}, rel=1e-12)
+    assert list(got.table.segment) == ["shop=c", "shop=a", "shop=b"], "ranked by chi-square"
+
+
+def test_the_overall_test_counts_distinct_units_like_check_live_srm():
+    """Units that change platform count once in each platform but once overall."""
+    log = segmented_log(2)
+    movers = log.unit_id.isin(log.unit_id.unique()[: len(log.unit_id.unique()) // 3])
+    log = log.assign(platform=np.where(movers & (log.ts.dt.hour % 2 == 0), "web", log.platform))
+    monitor = xs.LiveMonitor(log, time_col="ts")
+    result = monitor.check_srm_by(["platform", "version"], [1, 1])
+    live = monitor.check_live_srm([1, 1])
+    counts = log.groupby("variant").unit_id.nunique()
+    assert result.overall_units == tuple(counts[["control", "treatment"]]) == live.observed_counts
+    assert result.overall_chi_square == pytest.approx(live.chi_square, rel=1e-12)
+    assert result.overall_p_value == pytest.approx(live.p_value, rel=1e-12)
+    scipy = stats.chisquare(counts.to_numpy(), counts.sum() * np.array([0.5, 0.5]))
+    assert result.overall_p_value == pytest.approx(scipy.pvalue, rel=1e-12)
+    assert result.table.units.sum() > counts.sum(), "units in two segments count in each segment"
+    assert f"p = {live.p_value:.4g}" in result.message
+
+
+def page_log(seed: int = 3) -> pd.DataFrame:
+    """Every unit sees the home page; control units see ``old_checkout``, treatment ``new_checkout``."""
+    log = segmented_log(seed)
+    checkout = np.where(log.variant == "control", "old_checkout", "new_checkout")
+    return log.assign(page=np.where(log.unit_id % 2 == 0, checkout, "checkout_" + log.variant))
+
+
+def test_a_segment_column_the_variant_decides_is_reported_as_post_assignment(query_log):
+    log = page_log()
+    result = xs.LiveMonitor(log, time_col="ts").check_srm_by("page", [1, 1])
+    assert result.post_assignment_dimensions == ("page",)
+    assert not result.srm_detected
+    assert result.tested_segments == 0
+    assert not result.table.srm_detected.any()
+    assert result.table.chi_square.min() > 1000, "each page holds one arm"
+    assert result.message.startswith(
+        "Segment column 'page' is decided by the variant (post-assignment): its segments each hold "
+        "one arm, so a per-segment SRM test does not apply."
+    )
+    assert len(query_log) == 1
+
+
+def test_post_assignment_is_judged_per_dimension_in_one_query(query_log):
+    log = page_log()
+    result = xs.LiveMonitor(log, time_col="ts").check_srm_by(["platform", "page"], [1, 1])
+    assert result.post_assignment_dimensions == ("page",)
+    assert not result.srm_detected
+    assert "Segment by 'platform' without it." in result.message
+    assert len(query_log) == 1
+    assert query_log[0].count("UNION ALL") >= 3, "segments, overall and each dimension"
+
+
+def test_segments_missing_one_arm_each_on_one_value_only_is_an_srm_not_post_assignment():
+    counts = np.array([[500, 0], [480, 520], [510, 490]])
+    got = segment_srm(counts, [("web",), ("ios",), ("android",)], ["platform"], ("a", "b"), [1, 1])
+    assert got.post_assignment_dimensions == ()
+    assert got.srm_detected
+    assert got.table.iloc[0].segment == "platform=web"
+
+
+def test_one_arm_missing_everywhere_is_an_srm_not_post_assignment():
+    counts = np.array([[500, 0], [480, 1], [510, 2]])
+    got = segment_srm(counts, [("web",), ("ios",), ("android",)], ["platform"], ("a", "b"), [1, 1])
+    assert got.post_assignment_dimensions == ()
+    assert got.srm_detected
 
 
 def test_small_segments_are_pooled_and_the_pool_skipped_when_too_small(result):
@@ -132,6 +210,7 @@ def test_one_grouped_query(log, query_log):
     xs.LiveMonitor(log, time_col="ts").check_srm_by("platform", [1, 1])
     assert len(query_log) == 1
     assert "GROUP BY" in query_log[0]
+    assert query_log[0].count("UNION ALL") == 1, "segment counts and distinct units per variant"
 
 
 @pytest.mark.parametrize(

@@ -292,15 +292,22 @@ def srm_by_segment(
     alpha: float,
     min_expected_units: float,
 ) -> SegmentSRMResult:
-    """Distinct units per (segment, variant) from one grouped query, tested by ``stats.segment_srm``."""
+    """Distinct units per segment, per dimension and overall from one query (``queries.segment_units``),
+    tested by ``stats.segment_srm``: the overall test is ``check_live_srm``'s."""
     query = queries.segment_units(source, variant_col, dimension_cols, until)
     frame = source.execute(query, "the per-segment units query (check_srm_by)")
     names = [f"dim{i}" for i in range(len(dimension_cols))]
     variants = tuple(sorted(pd.unique(frame["variant"]).tolist()))
-    table = frame.groupby([*names, "variant"], dropna=False)["units"].sum().unstack("variant", fill_value=0)
-    table = table.reindex(columns=list(variants), fill_value=0)
+    table = _units_by(frame[frame["part"] == "segment"], names, variants)
     segments = [key if isinstance(key, tuple) else (key,) for key in table.index]
     segments = [tuple(None if pd.isna(v) else v for v in key) for key in segments]
+    overall = _units_by(frame[frame["part"] == "overall"], [], variants)
+    per_dimension = None
+    if len(names) > 1:
+        per_dimension = {
+            column: _units_by(frame[frame["part"] == name], [name], variants).to_numpy(dtype=float)
+            for name, column in zip(names, dimension_cols, strict=True)
+        }
     return segment_srm(
         table.to_numpy(dtype=float),
         segments,
@@ -309,7 +316,19 @@ def srm_by_segment(
         expected_ratios,
         alpha,
         min_expected_units,
+        overall_units=overall.to_numpy(dtype=float).sum(axis=0),
+        dimension_counts=per_dimension,
     )
+
+
+def _units_by(frame: pd.DataFrame, keys: Sequence[str], variants: Sequence[Any]) -> pd.DataFrame:
+    """``units`` as a ``keys x variants`` table (one row when ``keys`` is empty); absent cells are 0."""
+    if keys:
+        table = frame.groupby([*keys, "variant"], dropna=False)["units"].sum()
+        table = table.unstack("variant", fill_value=0)
+    else:
+        table = frame.groupby("variant")["units"].sum().to_frame().T
+    return table.reindex(columns=list(variants), fill_value=0)
 
 
 def check_dimension_cols(

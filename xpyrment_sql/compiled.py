@@ -136,7 +136,7 @@ def check_queries(
     }
     if segment_cols:
         plan["srm_by_segment"] = (
-            "distinct units per segment and variant (check_srm_by)",
+            "distinct units per segment and variant, and per variant overall (check_srm_by)",
             queries.segment_units(source, variant, list(segment_cols)),
         )
     if metric_cols:

@@ -176,18 +176,39 @@ def segment_units(
     dimension_cols: Sequence[str],
     until: pd.Timestamp | None = None,
 ) -> ir.Table:
-    """``COUNT(DISTINCT unit)`` per (segment, variant); a segment is a combination of dimension values.
+    """Distinct units per (segment, variant), per variant overall and per (dimension, variant): one query.
+
+    A segment is a combination of dimension values. The distinct (segment, variant, unit) triples are
+    grouped once; every count is a ``COUNT(*)`` of distinct tuples taken from them, and the parts are
+    stacked with ``UNION ALL``, each row marked by ``part``:
+
+    * ``"segment"``: units per (segment, variant);
+    * ``"overall"``: units per variant (the dimension columns null), the counts of ``check_live_srm``:
+      a unit seen in two segments counts once here and once in each segment;
+    * ``"dim{j}"``, with two or more dimensions only: units per (value of dimension ``j``, variant),
+      the other dimension columns null.
 
     Dimensions are renamed ``dim0, dim1, ...`` inside the query, so a dimension called ``unit`` or
     ``variant`` cannot collide with the reduced columns. Null dimension values form their own segment.
-    A unit seen in two segments counts once in each.
 
     Returns:
-        Columns ``dim0 .. dim{d-1}``, ``variant``, ``units``: one row per non-empty (segment, variant).
+        Columns ``part``, ``dim0 .. dim{d-1}``, ``variant``, ``units``.
     """
     names = [f"dim{i}" for i in range(len(dimension_cols))]
     rows = exposures(source, variant_col, until, dict(zip(names, dimension_cols, strict=True)))
-    return rows.group_by([*names, "variant"]).aggregate(units=rows.unit.nunique())
+    triples = rows.group_by([*names, "variant", "unit"]).aggregate()
+    nulls = {name: ibis.null(triples[name].type()) for name in names}
+
+    def part(label: str, keys: Sequence[str]) -> ir.Table:
+        tuples = triples if len(keys) == len(names) else triples.select(*keys, "variant", "unit").distinct()
+        counts = tuples.group_by([*keys, "variant"]).aggregate(units=tuples.count())
+        dims = {name: counts[name] if name in keys else nulls[name] for name in names}
+        return counts.select(part=ibis.literal(label), **dims, variant=counts.variant, units=counts.units)
+
+    parts = [part("segment", names), part("overall", [])]
+    if len(names) > 1:
+        parts += [part(name, [name]) for name in names]
+    return _union_all(parts)
 
 
 @dataclasses.dataclass(frozen=True)

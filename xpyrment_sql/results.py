@@ -268,20 +268,29 @@ class MultipleExposureResult(Result):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SegmentSRMResult(Result):
-    """Chi-square SRM per segment, Bonferroni-corrected, ranked by contribution to the overall mismatch.
+    """Chi-square SRM per segment, Bonferroni-corrected, ranked by each segment's share of the chi-square.
 
     Attributes:
-        srm_detected: Some tested segment has ``adjusted_p_value < alpha``.
-        table: One row per tested segment plus, if any, the pooled small segments (``segment`` =
-            ``"(other)"``), ranked by ``contribution`` (largest first). Columns: ``segment``, the
-            dimension columns, ``units``, ``chi_square``, ``p_value``, ``adjusted_p_value``,
-            ``srm_detected``, ``tested``, ``contribution``, ``contribution_share``, and
-            ``excess_<variant>`` (observed minus expected units) for every variant.
-        overall_chi_square: ``X^2`` of the counts summed over segments; the ``contribution`` column
-            sums to it.
+        srm_detected: Some tested segment has ``adjusted_p_value < alpha``. Never set by the segments
+            of a post-assignment dimension (they are not tested).
+        table: One row per segment large enough to test plus, if any, the pooled small segments
+            (``segment`` = ``"(other)"``), tested segments first, by ``chi_square`` (largest first).
+            Columns: ``segment``, the dimension columns, ``units`` (distinct units of the segment),
+            ``chi_square``, ``p_value``, ``adjusted_p_value``, ``srm_detected``, ``tested``,
+            ``contribution_share`` (``X_s^2 / sum of the tested segments' X^2``: in [0, 1], summing to
+            1 over the tested segments; NaN for a segment not tested), and ``excess_<variant>``
+            (observed minus expected units) for every variant.
+        overall_chi_square: ``X^2`` on distinct units per variant (``overall_units``): the test of
+            ``check_live_srm``, whatever the segments (a unit seen in two segments counts once here).
+        overall_p_value: Its p-value, equal to ``check_live_srm``'s.
         tested_segments: Number of chi-square tests the Bonferroni correction divides ``alpha`` by.
         pooled_segments: Segments too small to test alone, tested together as ``"(other)"``.
         skipped_segments: Segments not tested at all (the pool itself was too small).
+        overall_units: Distinct units per variant, aligned with ``variants``.
+        post_assignment_dimensions: Dimension columns the variant decides (each of their segments
+            holds one arm, e.g. a page only one arm can see): no segment is tested while one is given,
+            as every segment combines its values; ``chi_square`` and ``p_value`` stay in the table to
+            show the imbalance.
     """
 
     srm_detected: bool
@@ -297,6 +306,8 @@ class SegmentSRMResult(Result):
     pooled_segments: tuple[str, ...] = ()
     skipped_segments: tuple[str, ...] = ()
     min_expected_units: float = 10.0
+    overall_units: tuple[int, ...] = ()
+    post_assignment_dimensions: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
