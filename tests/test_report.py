@@ -1,4 +1,5 @@
-"""The shareable report: content, formats, no extra query, and the HTML opened in headless Chromium."""
+"""The shareable report: content, formats, no extra query, hostile names escaped, the bin in progress marked,
+and the HTML opened in headless Chromium."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
+from xpyrment_sql import report
 from xpyrment_sql.cli import main
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.monitoring_report import report_sections, run_report
-from xpyrment_sql.report_formats import render_html, write_report
+from xpyrment_sql.report_formats import render_html, render_markdown, write_report
 from xpyrment_sql.synthetic import write_exposure_log
+
+from conftest import make_log
 
 HEADINGS = [
     "Verdict", "Checks", "Traffic chart", "Traffic", "Sample ratio mismatch", "Guardrails",
@@ -139,7 +144,7 @@ def test_without_matplotlib_the_report_says_how_to_get_the_chart(broken_log, mon
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     report = run_report(xs.LiveMonitor(broken_log, time_col="ts"), [1, 1], source_name="x", freq="h")
     assert report.chart_png is None
-    assert "pip install 'xpyrment-sql[plot]'" in html.unescape(render_html(report))
+    assert "pip install matplotlib" in html.unescape(render_html(report))
 
 
 def test_report_command_writes_html_and_markdown(broken_log, tmp_path, capsys):
@@ -149,12 +154,128 @@ def test_report_command_writes_html_and_markdown(broken_log, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 1, "an alert fired"
     assert f"report: {out.resolve()}" in printed
-    assert "<h2>SQL that ran</h2>" in out.read_text()
+    page = out.read_text()
+    assert "<h2>SQL that ran</h2>" in page
+    assert "<h1>Experiment monitoring report: broken.parquet (duckdb)</h1>" in page, "the file's name"
+    assert str(Path(broken_log).parent) not in page, "no temporary path in a shared report"
     md = tmp_path / "ticket.txt"
     assert main([*args, "--out", str(md), "--format", "md"]) == 1
     assert md.read_text().startswith("# Experiment monitoring report")
     assert main([*args, "--out", "r.pdf"]) == 2
     assert "path='r.pdf'" in capsys.readouterr().err
+
+
+HOSTILE_SOURCE = "<script>alert('source')</script> | `tick` *star*\n# heading"
+HOSTILE_VARIANTS = ("ctl<script>alert('v')</script>", "tr|`eat`\nment")
+HOSTILE_VARIANT_COL = "arm```<b>|"
+HOSTILE_SEGMENT_COL = "plat<i>form"
+HOSTILE_METRIC = "<img src=x onerror=alert(1)>|lat"
+UNTIL = pd.Timestamp("2026-01-09 12:30:00")
+
+
+@pytest.fixture(scope="module")
+def hostile_run():
+    """A log whose names hold markup, evaluated half-way through the 12:00 bin (so it is in progress)."""
+    log = make_log(units=4000, rows=40_000, days=5, variants=HOSTILE_VARIANTS)
+    log[HOSTILE_SEGMENT_COL] = pd.Series(["<u>ios</u>", "and|roid\n- x"]).iloc[log.unit_id % 2].to_numpy()
+    log["value"] = (log.unit_id % 11).astype(float)
+    log = log.rename(columns={"variant": HOSTILE_VARIANT_COL})
+    monitor = xs.LiveMonitor(log, time_col="ts", variant_col=HOSTILE_VARIANT_COL, until=UNTIL)
+    guardrail = xs.GuardrailMetric(xs.MeanMetric(HOSTILE_METRIC, "value"), 0.02)
+    return run_report(
+        monitor, [1, 1], source_name=HOSTILE_SOURCE, freq="h", guardrails=[guardrail],
+        segment_cols=[HOSTILE_SEGMENT_COL],
+    )  # fmt: skip
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+
+def test_hostile_names_are_escaped_in_html(hostile_run):
+    page = render_html(hostile_run)
+    tags = _Tags()
+    tags.feed(page)
+    assert set(tags.tags) <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "section", "div", "table", "tr",
+        "th", "td", "details", "summary", "pre", "code", "img",
+    }, "no element comes from a name"  # fmt: skip
+    assert tags.tags.count("img") == 1, "the chart, not the metric's name"
+    assert f"<h1>Experiment monitoring report: {html.escape(HOSTILE_SOURCE)}</h1>" in page
+    for name in (*HOSTILE_VARIANTS, HOSTILE_METRIC, "<u>ios</u>"):
+        assert html.escape(name) in page
+
+
+def _outside_code(markdown):
+    """The Markdown's lines outside fenced code blocks (a fence closes only with the same fence)."""
+    lines, fence = [], None
+    for line in markdown.splitlines():
+        opening = re.match(r"^(`{3,})", line)
+        if fence is None and opening:
+            fence = opening[1]
+        elif fence is not None and line == fence:
+            fence = None
+        elif fence is None:
+            lines.append(line)
+    assert fence is None, "every code block is closed"
+    return lines
+
+
+def test_hostile_names_are_escaped_in_markdown(hostile_run):
+    text = render_markdown(hostile_run)
+    assert "\n````sql\n" in text, "the fence is longer than the ``` in the variant column's name"
+    lines = _outside_code(text)
+    assert lines[0].startswith("# Experiment monitoring report: \\<script\\>"), "one title line"
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings[1:] == [f"## {h}" for h in HEADINGS[:5]] + [
+        "## SRM by segment", "## Guardrails", "## SQL that ran", "## Run"
+    ], "no heading comes from a name"  # fmt: skip
+    prose = "\n".join(re.sub(r"^\*\*(.*)\*\*$", r"\1", line) for line in lines)  # SQL titles are bold
+    assert not re.search(r"(?<!\\)[<>`*]", prose), "markup characters outside code are escaped"
+    assert not re.search(r"^\s*[-+] ", prose, flags=re.MULTILINE), "no list starts from a name"
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", prose, flags=re.MULTILINE):
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.splitlines()}
+        assert len(widths) == 1, f"every row of the table has as many cells as its header: {table}"
+
+
+def test_the_verdict_leads_with_the_judged_bin_and_the_bin_in_progress(hostile_run):
+    sections = {section.heading: section for section in report_sections(hostile_run)}
+    assert report_sections(hostile_run)[0].heading == "Verdict"
+    verdict = sections["Verdict"].blocks
+    assert verdict[0] == report.outcome(hostile_run.telemetry)
+    assert verdict[1] == "Judged bin: 2026-01-09 11:00:00, the latest complete h bin."
+    assert verdict[2] == (
+        "The last bin, 2026-01-09 12:00:00, is unfinished (in progress at 2026-01-09 12:30:00+00:00): "
+        "shown, never judged."
+    )
+    assert verdict[3] == "Unit column: unit_id (the column named unit_id)."
+
+
+def test_traffic_is_newest_first_with_the_bin_in_progress_marked(hostile_run):
+    sections = {section.heading: section for section in report_sections(hostile_run)}
+    table = next(b for b in sections["Traffic"].blocks if not isinstance(b, str))
+    labels = [row[0] for row in table.rows]
+    assert labels[0] == "2026-01-09 12:00:00 (in progress)"
+    starts = [pd.Timestamp(label.removesuffix(" (in progress)")) for label in labels]
+    assert starts == sorted(starts, reverse=True)
+    assert sum("in progress" in label for label in labels) == 1
+
+
+def test_counts_have_thousands_separators_and_expected_counts_are_integers(hostile_run):
+    sections = {section.heading: section for section in report_sections(hostile_run)}
+    table = next(b for b in sections["Sample ratio mismatch"].blocks if not isinstance(b, str))
+    assert table.header[1] == "units"
+    for row in table.rows:
+        assert re.fullmatch(r"\d{1,3}(,\d{3})+", row[1]), row
+        assert re.fullmatch(r"\d{1,3}(,\d{3})+", row[4]), f"expected units as an integer: {row}"
+        assert re.fullmatch(r"[+-]\d{1,3}(,\d{3})*", row[5]), f"excess as an integer: {row}"
+    summary = sections["Verdict"].blocks[-1]
+    assert re.match(r"\d,\d{3} distinct units \(\d,\d{3} \(unit, variant\) pairs;", summary)
 
 
 def _chromium() -> str:
