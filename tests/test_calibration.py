@@ -12,7 +12,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import calibration
+from benchmarks import calibration, drop_calibration
 from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION
 
 SIMS = 10_000
@@ -65,3 +65,52 @@ def test_detection_days_and_medians():
     rejected = np.array([[False, True, True], [False, False, False]])
     assert calibration.first_day(rejected).tolist() == [2.0, math.inf]
     assert calibration.first_day(rejected, looks_per_day=24)[0] == pytest.approx(2 / 24)
+
+
+def drop_rates(units_per_day: float, seed: int) -> drop_calibration.Scenario:
+    """The seasonal test on a few noisy 4-week hourly series, every hour after the first week judged."""
+    series = drop_calibration.simulate_hourly(
+        np.random.default_rng(seed), 4, units_per_day, drop_calibration.NOISE, weeks=4
+    )
+    night = (np.arange(series.shape[1]) % 24 <= 7) & (np.arange(series.shape[1]) % 24 >= 1)
+    return drop_calibration.judge(
+        np.random.default_rng(seed + 1), series, "seasonal", 24, slice(drop_calibration.WEEK, None), night
+    )
+
+
+def slack(rate: float, trials: int) -> float:
+    """Three Monte Carlo standard errors of a rate estimated from ``trials`` bins."""
+    return 3 * math.sqrt(rate * (1 - rate) / trials)
+
+
+@pytest.mark.parametrize("units_per_day", [2_000, 20_000])
+def test_the_seasonal_drop_test_meets_its_targets_on_a_small_run(units_per_day):
+    rates = drop_rates(units_per_day, seed=units_per_day)
+    trials = rates.healthy.trials
+    assert trials == 4 * 3 * 168
+    assert rates.healthy.rate <= 0.002 + slack(0.002, trials)
+    assert rates.outage.rate >= 0.99 - slack(0.99, trials)
+    if units_per_day == 20_000:
+        assert rates.half.rate >= 0.95 - slack(0.95, trials)
+
+
+def test_the_seed_z_test_fails_the_same_targets():
+    """The harness can tell a bad test: the seed's z-test alarms on percents of healthy hours."""
+    series = drop_calibration.simulate_hourly(np.random.default_rng(31), 3, 20_000, 0.0, weeks=2)
+    rates = drop_calibration.judge(
+        np.random.default_rng(32), series, "zscore", 24, slice(168, None), np.ones(series.shape[1], bool)
+    )
+    assert rates.healthy.rate > 0.01
+    assert rates.outage.rate < 0.9
+
+
+def test_the_simulated_hourly_traffic_has_the_stated_cycle_and_weekend():
+    rng = np.random.default_rng(41)
+    series = drop_calibration.simulate_hourly(rng, 200, 20_000, 0.0, weeks=1)
+    assert series.shape == (200, 168)
+    days = series.reshape(200, 7, 24)
+    weekday_totals = np.sort(days.sum(axis=2), axis=1)[:, 2:]
+    assert weekday_totals.mean() == pytest.approx(20_000, rel=0.01)
+    hourly = days.mean(axis=(0, 1))
+    assert 0.19 < hourly.min() / hourly.max() < 0.27
+    assert int(np.argmin(hourly)) == 4
