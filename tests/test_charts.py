@@ -12,7 +12,7 @@ import pytest
 from scipy import special
 
 import xpyrment_sql as xs
-from xpyrment_sql.charts import traffic_figure
+from xpyrment_sql.charts import figure_bytes, traffic_figure
 from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.results import TrafficMatrix
 from xpyrment_sql.stats.anomaly import drop_flags
@@ -45,7 +45,9 @@ def rows(outage_log):
 @pytest.fixture(scope="module")
 def figure(outage_log):
     monitor = xs.LiveMonitor(outage_log, time_col="ts")
-    return monitor.plot_traffic(freq="h", expected_ratios={"control": 1, "treatment": 1}, alpha=0.01)
+    return monitor.plot_traffic(
+        freq="h", expected_ratios={"control": 1, "treatment": 1}, alpha=0.01, z_threshold=3.0
+    )
 
 
 def _times(values) -> pd.DatetimeIndex:
@@ -122,17 +124,58 @@ def test_panel_two_draws_shares_of_new_units_and_the_band(figure, rows):
     assert share.iloc[-10:].mean() < 0.45, "the lost treatment units show as a lower share"
 
 
-def test_panel_three_marks_the_planted_outage(figure, rows):
+def test_panel_three_marks_the_planted_outage_on_complete_bins(figure, rows):
     panel = figure.axes[2]
     totals = rows.groupby("bin").unit_id.nunique()
-    drawn = pd.Series(panel.lines[0].get_ydata(), index=_times(panel.lines[0].get_xdata()))
-    assert drawn.tolist() == totals.tolist()
+    complete = totals.iloc[:-1]  # the log ends inside its last hour: that bin is in progress
+    line = panel.lines[0]
+    drawn = pd.Series(line.get_ydata(), index=_times(line.get_xdata()))
+    assert drawn.tolist() == complete.tolist()
     flagged = _times(panel.collections[0].get_offsets()[:, 0])
     assert DROP_AT in flagged, "the first bin of the outage is flagged"
-    for t in flagged:  # every mark is a z < -3 drop against the 7 bins before it, written out here
-        i = totals.index.get_loc(t)
-        base = totals.iloc[max(0, i - 7) : i]
-        assert (totals.iloc[i] - base.mean()) / base.std(ddof=1) < -3
+    seasonal = drop_flags(complete.to_numpy(), bin_seconds=3600, method="seasonal", z_threshold=3.0)
+    assert list(flagged) == list(complete.index[seasonal]), "the seasonal test's flags, complete bins only"
+    (partial,) = [line for line in panel.lines if line.get_label() == "in progress (partial, not judged)"]
+    assert _times(partial.get_xdata()).tolist() == [totals.index[-1]]
+    assert partial.get_ydata().tolist() == [totals.iloc[-1]]
+
+
+def _flat_matrix(last: int, unfinished: bool) -> TrafficMatrix:
+    """Three days of 100 units an hour per arm, then a last bin of ``last`` units per arm."""
+    active = np.full((73, 2), 100)
+    active[-1] = last
+    bins = pd.date_range("2026-01-05", periods=73, freq="h", name="bin")
+    return TrafficMatrix(bins, ("control", "treatment"), active, active, "h", unfinished=unfinished)
+
+
+def test_the_bin_in_progress_is_hatched_on_every_panel_and_never_flagged():
+    shown = traffic_figure(_flat_matrix(last=5, unfinished=True))
+    last = pd.Timestamp("2026-01-08 00:00")
+    for ax in shown.axes:
+        hatched = [patch for patch in ax.patches if patch.get_hatch() == "//"]
+        assert len(hatched) == 1, "the bin in progress is shaded"
+        left = mdates.num2date(hatched[0].get_x()).replace(tzinfo=None)
+        assert left == last
+        assert hatched[0].get_width() == pytest.approx(1 / 24), "one hour wide"
+    volume = shown.axes[2]
+    assert len(volume.collections[0].get_offsets()) == 0, "a partial bin is not a drop"
+    assert "in progress" in [text.get_text() for text in volume.texts]
+    assert "the last in progress" in shown.get_suptitle()
+    finished = traffic_figure(_flat_matrix(last=5, unfinished=False))
+    flagged = _times(finished.axes[2].collections[0].get_offsets()[:, 0])
+    assert list(flagged) == [last], "the same bin, once complete, is a drop"
+    assert not any(patch.get_hatch() for ax in finished.axes for patch in ax.patches)
+
+
+def test_names_from_the_data_are_drawn_literally():
+    names = ("$\\notacommand{$", "c$x$")
+    active = np.full((30, 2), 50)
+    bins = pd.date_range("2026-01-05", periods=30, freq="D", name="bin")
+    matrix = TrafficMatrix(bins, names, active, active, "D", variant_col="arm $a$")
+    figure = traffic_figure(matrix)
+    assert figure_bytes(figure, "png").startswith(b"\x89PNG"), "no mathtext error while drawing"
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["\\$\\notacommand{\\$", "c\\$x\\$"]
 
 
 def test_panel_four_is_the_anytime_p_value_on_a_log_scale_with_the_alpha_line(figure, rows):
@@ -204,5 +247,5 @@ def test_an_empty_matrix_has_nothing_to_chart():
 
 def test_missing_matplotlib_names_the_extra(log, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"pip install 'xpyrment-sql\[plot\]'"):
+    with pytest.raises(ImportError, match="xpyrment-sql depends on: pip install matplotlib"):
         xs.LiveMonitor(log, time_col="ts").plot_traffic()
