@@ -243,6 +243,16 @@ def _probes(log: pd.DataFrame) -> dict[str, tuple[object, dict, str | None]]:
         "an empty folder": ("d", {"d/_SUCCESS": b""}, "no data file is under the path"),
         "parquet and csv in one folder": ("d", {"d/a.parquet": log, "d/b.csv": log}, "both Parquet files"),
         "a file of another kind": ("d", {"d/a.parquet": log, "d/notes.json": b"{}"}, "neither Parquet"),
+        "a corrupt parquet file": (
+            "c.parquet",
+            {"c.parquet": b"PAR1" + bytes(9) + b"PAR1"},
+            "could not read '",
+        ),
+        "parquet files whose columns differ": (
+            "d",
+            {"d/a.parquet": log, "d/b.parquet": log.rename(columns={"unit_id": "user"})},
+            "the data could not be read for ",
+        ),
     }
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.common.exceptions as com
 import ibis.expr.datatypes as dt
@@ -164,6 +165,9 @@ class Source:
         Every query the library sends goes through here, so there is one place that touches a
         connection, and one place to count queries. A construct the backend cannot translate is
         reported as a :class:`BackendError` naming the backend and ``purpose`` (what the query is for).
+        Files DuckDB cannot read when the query runs (Parquet files of a glob whose columns differ, a
+        file removed since the source was opened) are a :class:`SourceError` with DuckDB's account,
+        which names the files: the schema is read from the first file only, at construction.
         """
         try:
             return self.backend.execute(expr)
@@ -171,6 +175,9 @@ class Source:
             operation = _MISSING_OPERATION.search(str(exc))
             missing = f"it has no {operation[1]} operation" if operation else str(exc)
             raise BackendError(f"the {self.backend_name} backend cannot run {purpose}: {missing}") from exc
+        except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+            account = " ".join(str(exc).split())
+            raise SourceError(f"the data could not be read for {purpose}: {account[:600]}") from None
 
     def require_window_functions(self, purpose: str) -> None:
         """Raise a :class:`BackendError` before sending ``purpose``'s query to an engine without windows.
