@@ -635,7 +635,7 @@ def test_telemetry_sequential_alert_alone_triggers_the_shutoff():
 
 
 def test_telemetry_traffic_drop_alert():
-    df = daily_volume_log([100, 104, 97, 101, 99, 103, 98, 102, 100, 12], seed=71)
+    df = daily_volume_log([100, 104, 97, 101, 99, 103, 98, 102, 100, 12, 60], seed=71)
     report = telemetry(monitor(df), [1, 1], freq="D", window=7, z_threshold=3.0)
     assert ref.telemetry_alerts(df, [1, 1], freq="D") == ["TRAFFIC_DROP_ANOMALY"]
     assert list(report.alerts_triggered) == ["TRAFFIC_DROP_ANOMALY"]
