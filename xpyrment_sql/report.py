@@ -73,7 +73,9 @@ def judged_lines(report: TelemetryReport) -> list[str]:
         lines = [f"Judged bin: {anomaly.judged_bin}, the latest complete {traffic.freq} bin."]
     if traffic.unfinished:
         unfinished = anomaly.unfinished_bin if anomaly.unfinished_bin is not None else traffic.bins[-1]
-        instant = f" at {traffic.evaluated_at}" if traffic.evaluated_at is not None else ""
+        instant = ""
+        if traffic.evaluated_at is not None:
+            instant = f" at {traffic.evaluated_at.isoformat(sep=' ', timespec='seconds')}"
         lines.append(
             f"The last bin, {unfinished}, is unfinished ({IN_PROGRESS}{instant}): shown, never judged."
         )
@@ -96,6 +98,8 @@ def traffic_summary(report: TelemetryReport) -> str:
     exposure = report.multiple_exposure
     if exposure is None:
         counted = f"{pairs:,} (unit, variant) pairs (a unit seen under two variants counts twice)"
+    elif exposure.multiple_units == 0:
+        counted = f"{exposure.units:,} distinct units (none seen under more than one variant)"
     else:
         counted = (
             f"{exposure.units:,} distinct units ({pairs:,} (unit, variant) pairs; "
@@ -210,7 +214,7 @@ def _anomaly_detail(report: TelemetryReport) -> str:
     return (
         f"{anomaly.method} test: judged bin {anomaly.latest_volume:,.0f} (unit, variant) pairs vs "
         f"{anomaly.historical_mean:,.0f} expected from {baseline} (sd {anomaly.historical_std:,.1f}), "
-        f"z = {anomaly.z_score:.2f} (drop below -{anomaly.threshold:g})"
+        f"z = {anomaly.z_score:.2f} (drop below -{anomaly.threshold:.3g})"
     )
 
 
