@@ -6,6 +6,7 @@ judged as a drop; the 13:00 bin is judged. ``until`` exactly on a bin boundary a
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,3 +145,14 @@ def test_a_variant_column_of_ids_is_refused_before_its_matrix_is_built(steady, m
     ids = xs.LiveMonitor(log, time_col="ts", unit_col="user", variant_col="unit_id")
     with pytest.raises(DataError, match=r"more than 1,000 non-empty .* variant_col='unit_id'"):
         ids.traffic_matrix(freq="h")
+
+
+def test_infinite_timestamps_are_named_not_misplaced():
+    con = ibis.duckdb.connect()
+    con.raw_sql(
+        "CREATE TABLE t AS SELECT i AS unit_id, IF(i % 2 = 0, 'a', 'b') AS variant, "
+        "CASE WHEN i = 3 THEN 'infinity'::TIMESTAMP ELSE TIMESTAMP '2026-01-05' + to_seconds(i * 600) END "
+        "AS ts FROM range(100) r(i)"
+    )
+    with pytest.raises(DataError, match=r"time_col='ts' holds timestamps the backend cannot place in a bin"):
+        xs.LiveMonitor(con.table("t"), time_col="ts").traffic_matrix(freq="h")

@@ -59,7 +59,8 @@ class LiveMonitor:
             or a connection URL (then ``table=`` names the table).
         time_col: Column of exposure timestamps (TIMESTAMP, TIMESTAMPTZ, DATE or parseable strings).
         dispatcher: Where alerts from :meth:`run_telemetry_checks` go.
-        unit_col: Randomisation unit column; default ``unit_id`` if present, else the first column.
+        unit_col: Randomisation unit column; default ``unit_id`` if present, else the first column that
+            is neither the time nor the variant column (``source.unit_rule`` says which rule chose it).
         variant_col: Variant column used when a method is not given one.
         table: Table name for a connection URL (``schema.table`` accepted).
         until: The evaluation instant: a timestamp (naive means UTC) or ``"now"`` (read afresh at
@@ -69,6 +70,8 @@ class LiveMonitor:
             exactly at ``until`` does not exist yet. Without ``until`` the evaluation instant is the
             latest exposure, so the last bin is unfinished.
         tz: IANA zone whose local midnight starts day and week bins; labels are shown in it.
+        time_unit: Unit of an integer or float epoch time column: ``"s"``, ``"ms"``, ``"us"`` or
+            ``"ns"`` (required for such a column; converted in SQL).
         exact: ``False`` counts active units per bin with the backend's HyperLogLog
             (``approx_count_distinct``): much faster and lighter on huge logs, a few percent off per
             cell. First exposures, cumulative traffic and every SRM test stay exact.
@@ -94,6 +97,7 @@ class LiveMonitor:
         table: str | None = None,
         until: Any = None,
         tz: str | None = None,
+        time_unit: str | None = None,
         exact: bool = True,
         memory_limit: str | None = None,
         threads: int | None = None,
@@ -106,6 +110,7 @@ class LiveMonitor:
             unit_col=unit_col,
             variant_col=variant_col,
             table=table,
+            time_unit=time_unit,
             engine=EngineSettings(memory_limit, threads, temp_directory, progress),
         )
         self.exact = bool(exact)
@@ -603,6 +608,11 @@ class LiveMonitor:
             self.source, variant_col, bins, until, chunks, self.exact, sprt, max_rows=MAX_MATRIX_CELLS
         )
         counts = self.source.execute(query, purpose)
+        if counts["bin"].isna().any():
+            raise DataError(
+                f"time_col={self.time_col!r} holds timestamps the backend cannot place in a bin "
+                "(infinity, or outside the range of epoch seconds); filter them out of the data"
+            )
         if len(counts) > MAX_MATRIX_CELLS:
             raise DataError(
                 f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
