@@ -107,8 +107,12 @@ class TrafficAnomalyResult(Result):
     """Outcome of the traffic-drop test on the judged bin (the latest *complete* bin).
 
     The seed's keys keep their meaning for both methods: ``latest_volume`` is the judged bin's units,
-    ``historical_mean`` what was expected of it, ``historical_std`` the standard deviation of that
-    expectation, and ``z_score = (latest_volume - historical_mean) / historical_std``.
+    ``historical_mean`` what was expected of it and ``historical_std`` the standard deviation of the
+    judged bin around that expectation. For the z-score test ``z_score = (latest_volume -
+    historical_mean) / historical_std``; for the seasonal test it is the normal quantile of the judged
+    bin's lower tail probability under the quasi-Poisson (negative-binomial) model, which equals that
+    ratio at large counts and stays right at small ones (0 units against 20 expected is ``z = -4.8``
+    there, not ``-3.2``). See :mod:`xpyrment_sql.stats.seasonal`.
 
     Attributes:
         method: ``"seasonal"`` (same bin in earlier cycles, the default) or ``"zscore"`` (the seed's
