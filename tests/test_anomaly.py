@@ -56,7 +56,9 @@ def test_seasonal_test_by_hand_on_daily_bins():
     assert result.z_score == pytest.approx(nb_score(50, 100, variance), rel=1e-9)
     assert result.threshold == pytest.approx(threshold)
     assert result.anomaly_detected
-    assert result.message.startswith("50 units vs 100 expected from the same weekday in 3 earlier weeks")
+    assert result.message.startswith(
+        "50 (unit, variant) pairs vs 100 expected from the same weekday in 3 earlier weeks"
+    )
 
 
 def test_the_level_scales_the_baseline_and_a_past_outage_does_not_move_it():

@@ -89,22 +89,155 @@ def test_one_grouped_query_for_all_metrics(query_log):
     assert all(r.variance_reduction > 0 for r in report.results)
 
 
-def test_variance_of_a_large_mean_keeps_six_digits():
-    rng = np.random.default_rng(3)
-    noise = rng.normal(0.0, 1.0, 4000)
-    log = pd.DataFrame({"variant": np.repeat(["control", "treatment"], 2000), "value": 1e9 + noise})
+OFFSET = 1e9
+
+
+def offset_log(units: int = 20_000, seed: int = 3, rows_per_unit: int = 1) -> pd.DataFrame:
+    """Values ``1e9 + N(0, 1)`` (treatment ``+0.03``); ``revenue`` is ``1e9`` (treatment ``+0.05``) per
+    session, 1 to 3 ``sessions`` per row, plus the same noise."""
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(np.arange(2 * units), rows_per_unit)
+    arm = np.where(unit < units, "control", "treatment")
+    sessions = rng.integers(1, 4, len(unit)).astype(float)
+    noise = rng.normal(0.0, 1.0, len(unit)) + np.where(arm == "treatment", 0.03, 0.0)
+    return pd.DataFrame(
+        {
+            "unit_id": unit,
+            "variant": arm,
+            "value": OFFSET + noise,
+            "revenue": sessions * (OFFSET + np.where(arm == "treatment", 0.05, 0.0)) + noise,
+            "sessions": sessions,
+        }
+    )
+
+
+def welch_reference(control: np.ndarray, treatment: np.ndarray) -> float:
+    """scipy's Welch test on values centred on the offset (exact for values near 1e9)."""
+    return stats.ttest_ind(treatment - OFFSET, control - OFFSET, equal_var=False).pvalue
+
+
+def delta_method_reference(units: pd.DataFrame) -> tuple[float, float]:
+    """``(R_T - R_C, p)`` of ``sum(revenue) / sum(sessions)`` by the delta method, written out.
+
+    Each arm's ``R = OFFSET + mean(Y - OFFSET D) / mean(D)`` and ``Var(R) = Var(Y - R D) / (n mean(D)^2)``,
+    ``Y - R D`` computed as ``(Y - OFFSET D) - (R - OFFSET) D`` so that nothing cancels; Welch's df.
+    """
+    moments = []
+    for arm in ("control", "treatment"):
+        rows = units[units.variant == arm]
+        centred = rows.revenue.to_numpy() - OFFSET * rows.sessions.to_numpy()
+        sessions = rows.sessions.to_numpy()
+        r = centred.mean() / sessions.mean()
+        linearised = (centred - r * sessions) / sessions.mean()
+        moments.append((r, np.var(linearised, ddof=1) / len(rows), len(rows)))
+    (r_c, v_c, n_c), (r_t, v_t, n_t) = moments
+    t = (r_t - r_c) / math.sqrt(v_c + v_t)
+    df = (v_c + v_t) ** 2 / (v_c**2 / (n_c - 1) + v_t**2 / (n_t - 1))
+    return r_t - r_c, 2 * stats.t.sf(abs(t), df)
+
+
+def test_a_mean_near_1e9_agrees_with_scipy_to_six_digits():
+    log = offset_log()
+    result = MeanMetric("value", "value").calculate(log).get("value")
+    control, treatment = (log.value[log.variant == arm].to_numpy() for arm in ("control", "treatment"))
+    assert result.p_value == pytest.approx(welch_reference(control, treatment), rel=1e-6)
+    difference = (treatment - OFFSET).mean() - (control - OFFSET).mean()
+    assert result.absolute_lift == pytest.approx(difference, rel=1e-6)
+    assert result.relative_lift == pytest.approx(difference / control.mean(), rel=1e-6)
+    assert result.control_value == pytest.approx(control.mean(), rel=1e-15)
+    per_unit = MeanMetric("value", "value").calculate(log, unit_col="unit_id").get("value")
+    assert per_unit.p_value == pytest.approx(result.p_value, rel=1e-9)
+
+
+def test_the_variance_of_a_large_mean_keeps_its_digits():
+    """``sum(x^2) - n mean^2`` in float64 would put the variance of ``1e9 + N(0, 1)`` near 262, not 1."""
+    log = offset_log(units=2000)
     source = open_metric_source(log)
     frame = source.execute(moments.variant_moments(source, "variant", [moments.MomentSpec("value")]))
     frame = frame.set_index(moments.VARIANT)
-    for arm, spread in zip(("control", "treatment"), np.split(noise, 2), strict=True):
-        expected = np.var(spread, ddof=1)
-        assert frame.loc[arm, moments.moment_column(0, "numerator_var")] == pytest.approx(expected, rel=1e-6)
-    # Sums of squares in float64 would put the variance near 262 instead of 1: the p-value would be ~1.
-    # The tolerance leaves room for the float64 rounding of AVG over values near 1e9.
-    result = MeanMetric("value", "value").calculate(log).get("value")
-    control, treatment = np.split(log.value.to_numpy() - 1e9, 2)
-    expected = stats.ttest_ind(treatment, control, equal_var=False).pvalue
-    assert result.p_value == pytest.approx(expected, rel=1e-3)
+    for arm in ("control", "treatment"):
+        expected = np.var(log.value[log.variant == arm].to_numpy() - OFFSET, ddof=1)
+        assert frame.loc[arm, moments.moment_column(0, "numerator_var")] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("rows_per_unit", [1, 3])
+def test_a_ratio_near_1e9_agrees_with_the_delta_method_to_six_digits(rows_per_unit):
+    log = offset_log(units=10_000, rows_per_unit=rows_per_unit)
+    metric = RatioMetric("revenue per session", "revenue", "sessions")
+    result = metric.calculate(log, unit_col="unit_id").get("revenue per session")
+    units = log.groupby(["variant", "unit_id"], as_index=False)[["revenue", "sessions"]].sum()
+    difference, p_value = delta_method_reference(units)
+    assert result.p_value == pytest.approx(p_value, rel=1e-6)
+    assert result.absolute_lift == pytest.approx(difference, rel=1e-6)
+    assert p_value < 0.05, "an effect the test must resolve"
+
+
+def test_cuped_with_a_covariate_near_1e9_equals_cuped_with_it_near_0():
+    """CUPED depends on the covariate only through its deviations, so an offset must change nothing."""
+    log = event_log(units=2000, seed=4)
+    near_zero = MeanMetric("revenue", "revenue").calculate(log, unit_col="unit_id", covariate_col="pre")
+    shifted = log.assign(pre=log.pre + OFFSET)
+    near_1e9 = MeanMetric("revenue", "revenue").calculate(shifted, unit_col="unit_id", covariate_col="pre")
+    expected, got = near_zero.get("revenue"), near_1e9.get("revenue")
+    assert got.p_value == pytest.approx(expected.p_value, rel=1e-6)
+    assert got.absolute_lift == pytest.approx(expected.absolute_lift, rel=1e-6)
+    assert got.variance_reduction == pytest.approx(expected.variance_reduction, rel=1e-6)
+
+
+def nan_table(value: float) -> ibis.Table:
+    """A DuckDB table (which keeps NaN, unlike pandas input) with one bad value in treatment."""
+    log = event_log(units=60, seed=5).drop(columns="ts").assign(row=lambda frame: np.arange(len(frame)))
+    bad = int(log.row[log.variant == "treatment"].iloc[0])
+    con = ibis.duckdb.connect()
+    con.create_table("log", log)
+    con.raw_sql(f"UPDATE log SET revenue = '{value}'::DOUBLE WHERE row = {bad}")
+    return con.table("log")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    ("metric", "role"),
+    [
+        (MeanMetric("m", "revenue"), "value_col"),
+        (ProportionMetric("m", "revenue"), "value_col"),
+        (RatioMetric("m", "sessions", "revenue"), "denominator_col"),
+    ],
+)
+def test_nan_and_infinite_values_are_rejected_by_column(value, metric, role):
+    with pytest.raises(DataError) as info:
+        metric.calculate(nan_table(value), unit_col="unit_id")
+    assert f"metric 'm': {role}='revenue' holds NaN or infinite values (units: 1 in 'treatment')" in str(
+        info.value
+    )
+
+
+def test_nan_in_a_pandas_frame_is_a_missing_value():
+    log = event_log(units=60, seed=5)
+    log.loc[log.unit_id == 1, "revenue"] = np.nan
+    result = MeanMetric("m", "revenue").calculate(log, unit_col="unit_id").get("m")
+    units = per_unit(log[log.unit_id != 1])
+    assert result.n_control + result.n_treatment == len(units)
+    assert result.control_value == pytest.approx(units.revenue[units.variant == "control"].mean(), rel=1e-12)
+
+
+def test_a_mean_near_1e9_and_nan_on_postgresql(postgres_server):
+    log = offset_log(units=5000)
+    con = ibis.connect(postgres_server.url())
+    table = con.create_table("offset_metric", log, overwrite=True)
+    try:
+        result = MeanMetric("value", "value").calculate(table).get("value")
+        control, treatment = (log.value[log.variant == arm].to_numpy() for arm in ("control", "treatment"))
+        assert result.p_value == pytest.approx(welch_reference(control, treatment), rel=1e-6)
+        ratio = RatioMetric("rps", "revenue", "sessions").calculate(table, unit_col="unit_id").get("rps")
+        difference, p_value = delta_method_reference(log)
+        assert ratio.p_value == pytest.approx(p_value, rel=1e-6)
+        assert ratio.absolute_lift == pytest.approx(difference, rel=1e-6)
+        con.raw_sql("UPDATE offset_metric SET value = 'NaN' WHERE unit_id = 7").close()
+        with pytest.raises(DataError, match=r"value_col='value' holds NaN or infinite values \(units: 1 in"):
+            MeanMetric("value", "value").calculate(table)
+    finally:
+        con.drop_table("offset_metric")
+        con.disconnect()
 
 
 def test_three_arms_each_against_control():

@@ -15,6 +15,7 @@ Guardrails on these metrics live in :mod:`xpyrment_sql.guardrails`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -173,7 +174,9 @@ def calculate_metrics(
         ParameterError: no metrics, duplicate names, a bad ``alpha`` or a ``control`` not in the data.
         ColumnError: a column is missing or not numeric/boolean.
         DataError: fewer than two variants, fewer than two units in an arm, a ratio whose denominator
-            sums to zero in an arm, or a covariate that varies within a unit.
+            sums to zero in an arm, a covariate that varies within a unit, or a NaN or infinite value
+            (per unit) in a column a metric reads. NULL is a missing value: a unit whose value is NULL
+            is left out of that metric (pandas and pyarrow inputs arrive with NaN as NULL).
     """
     metrics = _distinct_metrics(metrics)
     check_alpha(alpha)
@@ -192,6 +195,7 @@ def calculate_metrics(
                 f"covariate_col={covariate_col!r} takes different values within {conflicts} unit(s) of "
                 f"unit_col={unit_col!r}; expected one pre-period value per unit"
             )
+    _check_finite(frame, metrics, covariate_col)
     variants = tuple(frame.index)
     control = _resolve_control(variants, control, variant_col)
     treatments = tuple(v for v in variants if v != control)
@@ -283,6 +287,21 @@ def _resolve_control(variants: tuple[Any, ...], control: Any, variant_col: str) 
     return control
 
 
+def _check_finite(frame: pd.DataFrame, metrics: Sequence[Metric], covariate_col: str | None) -> None:
+    """Reject NaN and infinite values by the metric and column that hold them."""
+    roles = [(f"metric {m.name!r}: {parameter}", column) for m in metrics for parameter, column in m.columns]
+    if covariate_col is not None:
+        roles.append(("covariate_col", covariate_col))
+    for role, column in roles:
+        bad = frame[moments.nonfinite_column(column)]
+        if bad.sum():
+            arms = ", ".join(f"{int(count):,} in {variant!r}" for variant, count in bad.items() if count)
+            raise DataError(
+                f"{role}={column!r} holds NaN or infinite values (units: {arms}); a mean of them is not a "
+                "number. Replace them with NULL to leave those units out, or with a finite value"
+            )
+
+
 def _arm_moments(frame: pd.DataFrame, index: int, metric: Metric, variant: Any) -> ArmMoments:
     """One variant's moments of metric ``index``, checked for the statistics' preconditions."""
     row = frame.loc[variant]
@@ -298,6 +317,12 @@ def _arm_moments(frame: pd.DataFrame, index: int, metric: Metric, variant: Any) 
             "are needed to estimate a variance"
         )
     arm = ArmMoments(n=units, **fields)
+    if not all(math.isfinite(value) for value in fields.values()):
+        columns = ", ".join(f"{parameter}={column!r}" for parameter, column in metric.columns)
+        raise DataError(
+            f"metric {metric.name!r}: the moments of {columns} overflow float64 in variant {variant!r}; "
+            "rescale the values (e.g. to thousands)"
+        )
     if isinstance(metric, RatioMetric) and arm.denominator_mean == 0:
         raise DataError(
             f"metric {metric.name!r}: denominator_col={metric.denominator_col!r} sums to 0 in variant "

@@ -2,12 +2,34 @@
 
 The query returns one row per variant. For metric ``i`` it holds the unit count ``m{i}__n`` and the
 means, sample variances and covariances of its numerator, denominator and covariate (the names are
-the fields of :class:`xpyrment_sql.stats.effects.ArmMoments`, see :func:`moment_column`). Variances
-and covariances use the backend's ``VAR_SAMP`` / ``COVAR_SAMP`` aggregates: DuckDB and PostgreSQL
-compute them with streaming updates that keep full precision when the mean is large against the spread,
-where ``sum(x^2) - sum(x)^2 / n`` in float64 cancels catastrophically. Means are the backend's ``AVG``,
-whose float64 rounding grows like ``eps * |mean| * sqrt(n)``: it matters only when the mean is many
-orders of magnitude above the spread (1e9 on 1) on tens of millions of units.
+the fields of :class:`xpyrment_sql.stats.effects.ArmMoments`, see :func:`moment_column`).
+
+Means are taken about a shift, in the same query. A float64 sum of values near ``1e9`` whose spread is
+``1`` rounds by ``eps * 1e9`` at every addition, so the backend's ``AVG`` of ``n`` of them is off by
+about ``eps * 1e9 * sqrt(n)`` and a difference of two arms' means loses digits (DuckDB's ``AVG`` of
+doubles does). With ``s`` the value of one row (``y / d`` of one row for a ratio), the query averages
+the centred numerator ``Z = Y - s * D`` per unit (``D = 1`` for a mean), whose values are of the
+order of the spread, and returns ``s`` as ``m{i}__shift``; the metric is ``R = s + mean(Z) / mean(D)``.
+The shift is read from a ``LIMIT 1`` subquery cross-joined as one row, so it costs neither a second
+pass over the rows nor a second round trip, and it runs on engines without scalar subqueries. Any
+``s`` is exact; a typical one keeps the digits: ``|mean(Y) - s|`` is at most ``sqrt(n)`` standard
+deviations, so the rounding of ``mean(Z)`` stays at about ``eps`` times the standard deviation. A
+covariate is centred the same way (only differences of its means enter CUPED). A mean summed over
+several rows per unit is centred by one row's value, which centres the unit totals when units have
+one row each; units with several rows each have totals that spread as widely as their row counts.
+
+Variances and covariances use the backend's ``VAR_SAMP`` / ``COVAR_SAMP`` on the centred values: every
+backend here (DuckDB, PostgreSQL, Spark, DataFusion, Polars; SQLite through Ibis' Welford UDF) computes
+them with streaming updates, not ``sum(x^2) - sum(x)^2 / n``, which cancels catastrophically at
+``1e9`` (its float64 rounding of ``sum(x^2) ~ n * 1e18`` is larger than the whole variance); on
+centred values neither form loses digits. For a ratio, the delta method's ``Var(Y - R D)`` is
+``Var(Z - (R - s) D)``, free of the cancellation ``Var Y - 2 R Cov(Y, D) + R^2 Var D`` suffers when
+``Y`` is near ``s D``.
+
+NULL is a missing value: a unit whose value (summed over its rows) is NULL is left out of the metric.
+NaN and infinite per-unit values are counted (``nonfinite__<column>``) so that the caller can reject
+them by name; they would otherwise turn every moment into NaN, or, for a positive share, compare as
+greater than zero on some engines and not on others.
 """
 
 from __future__ import annotations
@@ -15,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
+import sys
 from collections.abc import Sequence
 
 import ibis
@@ -28,6 +51,7 @@ VARIANT = "variant"
 COVARIATE_CONFLICTS = "covariate_conflicts"
 _COVARIATE = "covariate__value"
 _COVARIATE_LOW = "covariate__low"
+_COVARIATE_SHIFT = "shift__covariate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +74,11 @@ def moment_column(index: int, field: str) -> str:
     return f"m{index}__{field}"
 
 
+def nonfinite_column(column: str) -> str:
+    """Name of the count of units whose value of ``column`` (summed per unit) is NaN or infinite."""
+    return f"nonfinite__{column}"
+
+
 def variant_moments(
     source: Source,
     variant_col: str,
@@ -63,7 +92,8 @@ def variant_moments(
     With ``unit_col``, rows are first summed per (variant, unit), so each unit is one observation; the
     covariate is a per-unit value and is read once per unit (``COVARIATE_CONFLICTS`` counts units
     whose rows disagree on it). A unit enters a metric's moments only when every column that metric
-    reads (and the covariate) is non-null for it: ``n`` can differ between metrics.
+    reads (and the covariate) is non-null for it: ``n`` can differ between metrics. Numerators and
+    the covariate are centred on a shift (module docstring).
 
     Args:
         source: The log.
@@ -74,8 +104,9 @@ def variant_moments(
         until: Ignore rows after this instant (needs the source's time column).
 
     Returns:
-        One row per variant: column ``variant``, the ``moment_column`` statistics and, with a unit
-        and a covariate, ``COVARIATE_CONFLICTS``.
+        One row per variant: column ``variant``, the ``moment_column`` statistics (``m{i}__shift``
+        among them), ``nonfinite_column`` counts of every column read and, with a unit and a
+        covariate, ``COVARIATE_CONFLICTS``.
     """
     table = source.table
     keep = table[variant_col].notnull()
@@ -98,12 +129,65 @@ def variant_moments(
             per_unit |= {_COVARIATE: covariate.max(), _COVARIATE_LOW: covariate.min()}
         keys = [rows[variant_col].name(VARIANT), rows[unit_col].name("unit__key")]
         units = rows.group_by(keys).aggregate(**per_unit)
-        if covariate_col is not None:
-            disagree = units[_COVARIATE] != units[_COVARIATE_LOW]
-            aggregates[COVARIATE_CONFLICTS] = units.count(where=disagree)
+    shifts = _shifts(source, specs, covariate_col)
+    if shifts is not None:
+        units = units.cross_join(shifts)
+    if unit_col is not None and covariate_col is not None:
+        disagree = units[_COVARIATE] != units[_COVARIATE_LOW]
+        aggregates[COVARIATE_CONFLICTS] = units.count(where=disagree)
+    checked = {col: units[_value_name(col)] for col in value_cols}
+    if covariate_col is not None:
+        checked[covariate_col] = units[_COVARIATE]
+    for column, value in checked.items():
+        aggregates[nonfinite_column(column)] = units.count(where=_non_finite(value))
     for index, spec in enumerate(specs):
         aggregates |= _metric_moments(units, index, spec, covariate_col is not None)
     return units.group_by(VARIANT).aggregate(**aggregates)
+
+
+def _shifts(source: Source, specs: Sequence[MomentSpec], covariate_col: str | None) -> ir.Table | None:
+    """One row: per (numerator, denominator) pair and for the covariate, a finite value of one row.
+
+    ``y`` for a mean, ``y / d`` for a ratio (a CASE, so that no engine divides by ``d = 0``), ``x`` for
+    the covariate; 0 when no row has one. Each is ``MAX`` over a ``LIMIT 1`` subquery, so the row
+    exists even when the subquery is empty (a cross join with an empty table would drop every unit).
+    None when no metric needs a shift.
+    """
+    table = source.table
+    candidates: dict[str, ir.FloatingValue] = {}
+    for spec in specs:
+        if spec.positive_share:
+            continue
+        numerator = _as_float(table[spec.numerator], source)
+        if spec.denominator is None:
+            candidates[_shift_name(spec)] = numerator
+        else:
+            denominator = _as_float(table[spec.denominator], source)
+            ratio = ibis.ifelse(denominator != 0, numerator / denominator, ibis.null("float64"))
+            candidates[_shift_name(spec)] = ratio
+    if covariate_col is not None:
+        candidates[_COVARIATE_SHIFT] = _as_float(table[covariate_col], source)
+    one_rows = []
+    for name, value in candidates.items():
+        first = table.filter(_finite(value)).select(value=value).limit(1)
+        one_rows.append(first.aggregate(**{name: ibis.coalesce(first.value.max(), 0.0)}))
+    return functools.reduce(lambda left, right: left.cross_join(right), one_rows) if one_rows else None
+
+
+def _shift_name(spec: MomentSpec) -> str:
+    return f"shift__{spec.numerator}__{spec.denominator or ''}"
+
+
+def _finite(value: ir.FloatingValue) -> ir.BooleanValue:
+    """Within the float64 range: false for NaN (IEEE engines compare it false, DuckDB, PostgreSQL and
+    Spark as greater than every number; SQLite, which has no IsNan, has no NaN) and +/-inf, NULL for
+    NULL."""
+    return value.abs() <= sys.float_info.max
+
+
+def _non_finite(value: ir.FloatingValue) -> ir.BooleanValue:
+    """NaN or +/-inf (not NULL)."""
+    return value.notnull() & ~_finite(value)
 
 
 def _value_name(column: str) -> str:
@@ -124,16 +208,28 @@ def _as_float(column: ir.Column, source: Source) -> ir.FloatingColumn:
 def _metric_moments(
     units: ir.Table, index: int, spec: MomentSpec, has_covariate: bool
 ) -> dict[str, ir.Scalar]:
-    """Aggregates of one metric over the units where all its columns are non-null."""
-    series = {"numerator": units[_value_name(spec.numerator)]}
+    """Aggregates of one metric over the units where all its columns are non-null.
+
+    The numerator is centred, ``Z = Y - s D`` (``D = 1`` for a mean), and the covariate ``X - s_X``;
+    a positive share (0 or 1) is not shifted.
+    """
+    numerator = units[_value_name(spec.numerator)]
+    series = {"numerator": numerator}
     if spec.denominator is not None:
         series["denominator"] = units[_value_name(spec.denominator)]
     if has_covariate:
         series["covariate"] = units[_COVARIATE]
     keep = functools.reduce(operator.and_, (column.notnull() for column in series.values()))
-    if spec.positive_share:
-        series["numerator"] = ibis.ifelse(series["numerator"] > 0, 1, 0).cast("float64")
     out = {moment_column(index, "n"): units.count(where=keep)}
+    if spec.positive_share:
+        series["numerator"] = ibis.ifelse(numerator > 0, 1, 0).cast("float64")
+    else:
+        shift = units[_shift_name(spec)]
+        denominator = series.get("denominator")
+        series["numerator"] = numerator - (shift if denominator is None else shift * denominator)
+        out[moment_column(index, "shift")] = shift.max()
+    if has_covariate:
+        series["covariate"] = series["covariate"] - units[_COVARIATE_SHIFT]
     names = list(series)
     for position, name in enumerate(names):
         out[moment_column(index, f"{name}_mean")] = series[name].mean(where=keep)

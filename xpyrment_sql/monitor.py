@@ -187,7 +187,7 @@ class LiveMonitor:
                 the default) or ``"zscore"`` (the seed's test against the preceding ``window`` bins).
         """
         drop_tests.check_drop_method(method)
-        check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, drop_threshold)
+        check_anomaly_parameters(window, z_threshold, drop_threshold)
         matrix = self.traffic_matrix(variant_col, freq)
         return judge_traffic_drop(matrix, method, window, z_threshold, drop_threshold)
 
@@ -351,7 +351,7 @@ class LiveMonitor:
         check is evaluated at one instant, ``until`` as it stood when the run started.
         """
         drop_tests.check_drop_method(drop_method)
-        check_anomaly_parameters(window, 3.0 if z_threshold is None else z_threshold, 0.5)
+        check_anomaly_parameters(window, z_threshold, 0.5)
         check_alpha(srm_alpha, "srm_alpha")
         check_alpha(sequential_alpha, "sequential_alpha")
         assignment.check_sequential_method(sequential_method)
@@ -445,10 +445,11 @@ class LiveMonitor:
         expected_ratios: Ratios | None = None,
         variant_col: str | None = None,
         window: int = 7,
-        z_threshold: float = 3.0,
+        z_threshold: float | None = None,
         drop_threshold: float = 0.5,
         alpha: float = 0.01,
         concentration: float = DEFAULT_CONCENTRATION,
+        drop_method: str = "seasonal",
     ) -> Figure:
         """Chart the traffic matrix (one query): cumulative units, shares, drops, sequential SRM.
 
@@ -460,11 +461,14 @@ class LiveMonitor:
             expected_ratios: Designed ratios (list aligned with sorted variant names, or dict);
                 default an equal split.
             variant_col: Variant column (default: the monitor's).
-            window: Bins in the drop test's baseline.
-            z_threshold: A bin's z-score below ``-z_threshold`` is a flagged drop.
+            window: Bins in the z-score drop test's baseline.
+            z_threshold: A bin's z-score below ``-z_threshold`` is a flagged drop; ``None`` for the
+                drop method's calibrated default.
             drop_threshold: Relative drop flagged when the baseline has no variance.
             alpha: Level of the anytime-valid SRM test drawn in the last panel.
             concentration: Prior weight of the anytime-valid test.
+            drop_method: ``"seasonal"`` or ``"zscore"`` (see :meth:`check_traffic_anomaly`); only
+                complete bins are flagged, the bin in progress is drawn hatched.
 
         Returns:
             The matplotlib Figure (rendered by the Agg canvas; nothing is displayed).
@@ -472,6 +476,7 @@ class LiveMonitor:
         charts.require_matplotlib()
         if path is not None:
             charts.check_figure_path(path)
+        drop_tests.check_drop_method(drop_method)
         check_anomaly_parameters(window, z_threshold, drop_threshold)
         check_alpha(alpha)
         check_concentration(concentration)
@@ -483,6 +488,7 @@ class LiveMonitor:
             expected_ratios,
             window=window,
             z_threshold=z_threshold,
+            drop_method=drop_method,
             drop_threshold=drop_threshold,
             alpha=alpha,
             concentration=concentration,

@@ -54,11 +54,14 @@ def check_bin_seconds(bin_seconds: int) -> int:
     return int(bin_seconds)
 
 
-def check_anomaly_parameters(window: int, z_threshold: float, drop_threshold: float) -> None:
-    """Reject a window below 2, a non-positive ``z_threshold``, or ``drop_threshold`` outside (0, 1)."""
+def check_anomaly_parameters(window: int, z_threshold: float | None, drop_threshold: float) -> None:
+    """Reject a window below 2, a non-positive ``z_threshold``, or ``drop_threshold`` outside (0, 1).
+
+    ``z_threshold=None`` (the method's calibrated default) is accepted.
+    """
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
         raise ParameterError(f"window={window!r} must be an integer >= 2 (bins in the baseline)")
-    if not z_threshold > 0:
+    if z_threshold is not None and not z_threshold > 0:
         raise ParameterError(f"z_threshold={z_threshold!r} must be > 0")
     if not 0 < drop_threshold < 1:
         raise ParameterError(f"drop_threshold={drop_threshold!r} must be between 0 and 1 (exclusive)")
@@ -171,7 +174,7 @@ def _seasonal_result(
         expected,
         sd,
         z,
-        f"{latest:,.0f} units vs {expected:,.0f} expected from "
+        f"{latest:,.0f} (unit, variant) pairs vs {expected:,.0f} expected from "
         f"{cycle_words(bin_seconds, cycle, per_day, cycles)} (sd {sd:,.1f}, {verdict}.",
         method="seasonal",
         threshold=threshold,

@@ -4,21 +4,26 @@ Everything here works on a handful of numbers per variant (:class:`ArmMoments`),
 one metric a unit ``i`` contributes a numerator ``Y_i``, a denominator ``D_i`` (``1`` for a mean) and,
 with CUPED, a pre-period covariate ``X_i``. The metric's value in a variant is ``R = mean(Y) / mean(D)``.
 
+* **Shift**: the numerator's moments are those of ``Z = Y - s D`` for a constant ``s`` common to the
+  arms (``xpyrment_sql.moments`` takes one row's value), so ``R = s + r`` with ``r = mean(Z) / mean(D)``
+  computed from numbers of the order of the spread. Differences of ``R`` between arms are
+  differences of ``r``, which keep their digits when ``R`` is ``1e9`` and the effect ``1e-2``.
 * **Ratios** (delta method; Deng, Knoblich & Lu, 2018): the per-unit variance of ``R`` is
 
-      Var_R = (Var Y - 2 Cov(Y, D) R + Var D R^2) / mean(D)^2,
+      Var_R = Var(Y - R D) / mean(D)^2 = (Var Z - 2 Cov(Z, D) r + Var D r^2) / mean(D)^2,
 
   which is ``Var Y`` for a mean (``D = 1``).
 * **CUPED** (Deng, Xu, Kohavi & Walker, 2013): with ``theta = Cov(R, X) / Var X`` taken from control
   and treatment pooled, ``R' = R - theta (mean(X) - mean_pooled(X))`` and
   ``Var_R' = Var_R + theta^2 Var X - 2 theta Cov(R, X)``, where
-  ``Cov(R, X) = (Cov(Y, X) - R Cov(D, X)) / mean(D)``.
+  ``Cov(R, X) = (Cov(Z, X) - r Cov(D, X)) / mean(D)``. ``X`` may be centred on any constant too.
 * **Welch's t-test** on ``R'_T - R'_C`` with ``se^2 = V_C/n_C + V_T/n_T`` and Welch-Satterthwaite
   degrees of freedom ``df = se^4 / ((V_C/n_C)^2/(n_C-1) + (V_T/n_T)^2/(n_T-1))`` (Welch, 1947).
-* **Relative lift CI** by the delta method on ``log(R_T / R_C)``: variance
-  ``V_C/(n_C R_C^2) + V_T/(n_T R_T^2)``, its own Welch-Satterthwaite ``df``, and
-  ``CI = (R_T/R_C) exp(-/+ t_{1-alpha/2, df} se_log) - 1``. This is the formula of tea-tasting's
-  ``Mean`` metric, so both agree on the same data.
+* **Relative lift** ``L = (r_T - r_C) / R_C``; its CI by the delta method on ``log(R_T / R_C)``:
+  variance ``V_C/(n_C R_C^2) + V_T/(n_T R_T^2)``, its own Welch-Satterthwaite ``df``, and
+  ``CI = expm1(log1p(L) -/+ t_{1-alpha/2, df} se_log)``, i.e. ``(R_T/R_C) exp(-/+ ...) - 1`` without
+  rounding ``R_T / R_C`` near 1. This is the formula of tea-tasting's ``Mean`` metric, so both agree
+  on the same data.
 * **Proportions**: the two-proportion z-test with the pooled null variance
   ``p(1-p)(1/n_C + 1/n_T)`` for the p-value, and the Katz log interval for the risk ratio
   (``Var log(p_T/p_C) = (1-p_T)/(n_T p_T) + (1-p_C)/(n_C p_C)``) for the relative lift (Katz et al.,
@@ -42,21 +47,24 @@ _NAN = float("nan")
 class ArmMoments:
     """Sufficient statistics of one metric in one variant, over units.
 
+    The numerator's statistics are those of ``Z = Y - shift * D`` (``D = 1`` for a mean), with
+    ``shift`` the same in every arm of a metric; ``shift = 0`` gives the plain moments of ``Y``.
     Variances and covariances are sample ones (divisor ``n - 1``), computed by the backend's
     variance and covariance aggregates, which do not lose precision on large means the way
     ``sum(x^2) - sum(x)^2 / n`` does.
 
     Attributes:
         n: Units with a value for every column the metric reads.
-        numerator_mean: ``mean(Y)``.
-        numerator_var: ``Var Y``.
+        numerator_mean: ``mean(Z)``.
+        numerator_var: ``Var Z``.
         denominator_mean: ``mean(D)``; 1 for a mean or a proportion.
         denominator_var: ``Var D``.
-        numerator_denominator_cov: ``Cov(Y, D)``.
-        covariate_mean: ``mean(X)``; 0 without a covariate.
+        numerator_denominator_cov: ``Cov(Z, D)``.
+        covariate_mean: ``mean(X)`` about a constant common to the arms; 0 without a covariate.
         covariate_var: ``Var X``.
-        numerator_covariate_cov: ``Cov(Y, X)``.
+        numerator_covariate_cov: ``Cov(Z, X)``.
         denominator_covariate_cov: ``Cov(D, X)``.
+        shift: ``s``, the constant the numerator is centred on.
     """
 
     n: int
@@ -69,25 +77,31 @@ class ArmMoments:
     covariate_var: float = 0.0
     numerator_covariate_cov: float = 0.0
     denominator_covariate_cov: float = 0.0
+    shift: float = 0.0
 
     @property
-    def ratio(self) -> float:
-        """``R = mean(Y) / mean(D)``: the metric's value in the variant."""
+    def centred_ratio(self) -> float:
+        """``r = mean(Z) / mean(D) = R - shift``."""
         return self.numerator_mean / self.denominator_mean
 
     @property
+    def ratio(self) -> float:
+        """``R = mean(Y) / mean(D) = shift + r``: the metric's value in the variant."""
+        return self.shift + self.centred_ratio
+
+    @property
     def ratio_var(self) -> float:
-        """Per-unit delta-method variance ``(Var Y - 2 Cov(Y,D) R + Var D R^2) / mean(D)^2``."""
-        r = self.ratio
+        """Per-unit delta-method variance ``(Var Z - 2 Cov(Z,D) r + Var D r^2) / mean(D)^2``."""
+        r = self.centred_ratio
         return (
             self.numerator_var - 2 * self.numerator_denominator_cov * r + self.denominator_var * r * r
         ) / (self.denominator_mean * self.denominator_mean)
 
     @property
     def ratio_covariate_cov(self) -> float:
-        """Per-unit delta-method covariance ``Cov(R, X) = (Cov(Y,X) - R Cov(D,X)) / mean(D)``."""
+        """Per-unit delta-method covariance ``Cov(R, X) = (Cov(Z,X) - r Cov(D,X)) / mean(D)``."""
         return (
-            self.numerator_covariate_cov - self.ratio * self.denominator_covariate_cov
+            self.numerator_covariate_cov - self.centred_ratio * self.denominator_covariate_cov
         ) / self.denominator_mean
 
 
@@ -97,6 +111,7 @@ def pool(first: ArmMoments, second: ArmMoments) -> ArmMoments:
     ``mean = (n_1 m_1 + n_2 m_2) / n`` and
     ``Cov(A, B) = ((n_1-1) C_1 + (n_2-1) C_2 + (a_1-a_2)(b_1-b_2) n_1 n_2 / n) / (n - 1)``.
     """
+    _check_same_shift(first, second)
     n = first.n + second.n
     weight = first.n * second.n / n
     gap = {
@@ -122,16 +137,27 @@ def pool(first: ArmMoments, second: ArmMoments) -> ArmMoments:
         covariate_var=comoment("covariate_var", "covariate", "covariate"),
         numerator_covariate_cov=comoment("numerator_covariate_cov", "numerator", "covariate"),
         denominator_covariate_cov=comoment("denominator_covariate_cov", "denominator", "covariate"),
+        shift=first.shift,
     )
+
+
+def _check_same_shift(first: ArmMoments, second: ArmMoments) -> None:
+    if first.shift != second.shift:
+        raise ValueError(f"arms centred on different shifts ({first.shift!r}, {second.shift!r})")
 
 
 @dataclasses.dataclass(frozen=True)
 class _Arm:
-    """A variant's (possibly CUPED-adjusted) value, per-unit variance and unit count."""
+    """A variant's (possibly CUPED-adjusted) value ``shift + centred``, per-unit variance and units."""
 
-    value: float
+    centred: float
     var: float
     n: int
+    shift: float = 0.0
+
+    @property
+    def value(self) -> float:
+        return self.shift + self.centred
 
 
 def compare(
@@ -161,33 +187,35 @@ def compare(
         The comparison; ``p_value`` and the CIs are NaN when both arms have zero variance, and the
         relative CI is NaN unless ``R_T / R_C > 0`` (its logarithm must exist).
     """
+    _check_same_shift(control, treatment)
     theta, reduction = 0.0, None
     if use_covariate:
         both = pool(control, treatment)
         theta = both.ratio_covariate_cov / both.covariate_var if both.covariate_var > 0 else 0.0
         arms = [_adjusted(m, theta, both.covariate_mean) for m in (control, treatment)]
-        raw = _standard_error(*(_Arm(m.ratio, m.ratio_var, m.n) for m in (control, treatment)))
+        raw = _standard_error(*(_Arm(m.centred_ratio, m.ratio_var, m.n) for m in (control, treatment)))
         adjusted = _standard_error(*arms)
         reduction = 1 - (adjusted / raw) ** 2 if raw > 0 else 0.0
     elif proportion:
         arms = [_Arm(m.ratio, m.ratio * (1 - m.ratio), m.n) for m in (control, treatment)]
     else:
-        arms = [_Arm(m.ratio, m.ratio_var, m.n) for m in (control, treatment)]
+        arms = [_Arm(m.centred_ratio, m.ratio_var, m.n, m.shift) for m in (control, treatment)]
     c, t = arms
     se = _standard_error(c, t)
     df = math.inf if proportion else _welch_df(c, t)
-    diff = t.value - c.value
+    diff = t.centred - c.centred
+    lift = diff / c.value if c.value != 0 else _NAN
     pooled_test = proportion and not use_covariate
     statistic = _pooled_z(c, t) if pooled_test else (diff / se if se > 0 else _NAN)
     p_value = 2 * (stats.norm.sf(abs(statistic)) if proportion else stats.t.sf(abs(statistic), df))
     half = _quantile(1 - alpha / 2, df) * se
-    rel_lower, rel_upper = _relative_interval(c, t, alpha, proportion)
+    rel_lower, rel_upper = _relative_interval(c, t, lift, alpha, proportion)
     return MetricResult(
         metric_name=metric_name,
         control_value=float(c.value),
         treatment_value=float(t.value),
         absolute_lift=float(diff),
-        relative_lift=float(t.value / c.value - 1) if c.value != 0 else _NAN,
+        relative_lift=float(lift),
         relative_ci_lower=rel_lower,
         relative_ci_upper=rel_upper,
         p_value=float(p_value),
@@ -207,9 +235,9 @@ def compare(
 
 def _adjusted(arm: ArmMoments, theta: float, pooled_covariate_mean: float) -> _Arm:
     """CUPED: ``R' = R - theta (mean X - pooled mean X)``, ``V' = Var R + theta^2 Var X - 2 theta Cov``."""
-    value = arm.ratio - theta * (arm.covariate_mean - pooled_covariate_mean)
+    centred = arm.centred_ratio - theta * (arm.covariate_mean - pooled_covariate_mean)
     var = arm.ratio_var + theta * theta * arm.covariate_var - 2 * theta * arm.ratio_covariate_cov
-    return _Arm(value, max(var, 0.0), arm.n)
+    return _Arm(centred, max(var, 0.0), arm.n, arm.shift)
 
 
 def _standard_error(control: _Arm, treatment: _Arm) -> float:
@@ -236,14 +264,15 @@ def _quantile(q: float, df: float) -> float:
     return float(stats.norm.ppf(q) if math.isinf(df) else stats.t.ppf(q, df))
 
 
-def _relative_interval(control: _Arm, treatment: _Arm, alpha: float, proportion: bool) -> tuple[float, float]:
-    """``(R_T/R_C) exp(-/+ q se_log) - 1`` with ``se_log^2 = V_C/(n_C R_C^2) + V_T/(n_T R_T^2)``.
+def _relative_interval(
+    control: _Arm, treatment: _Arm, lift: float, alpha: float, proportion: bool
+) -> tuple[float, float]:
+    """``expm1(log1p(lift) -/+ q se_log)`` with ``se_log^2 = V_C/(n_C R_C^2) + V_T/(n_T R_T^2)``.
 
     The ``df`` of ``q`` is Welch-Satterthwaite's on the log-scale terms (normal for proportions).
     """
-    if control.value == 0 or not treatment.value / control.value > 0:
+    if control.value == 0 or not lift > -1:
         return _NAN, _NAN
-    ratio = treatment.value / control.value
     log_control = _Arm(0.0, control.var / control.value**2, control.n)
     log_treatment = _Arm(0.0, treatment.var / treatment.value**2, treatment.n)
     se_log = _standard_error(log_control, log_treatment)
@@ -251,4 +280,5 @@ def _relative_interval(control: _Arm, treatment: _Arm, alpha: float, proportion:
         return _NAN, _NAN
     df = math.inf if proportion else _welch_df(log_control, log_treatment)
     half = _quantile(1 - alpha / 2, df) * se_log
-    return float(ratio * math.exp(-half) - 1), float(ratio * math.exp(half) - 1)
+    log_ratio = math.log1p(lift)
+    return float(math.expm1(log_ratio - half)), float(math.expm1(log_ratio + half))

@@ -227,8 +227,9 @@ def seasonal_forecast(
 def seasonal_scores(observed: np.ndarray, expected: np.ndarray, variance: np.ndarray) -> np.ndarray:
     """``z = Phi^-1(P(X <= x))`` for ``X`` negative binomial with the given mean and variance.
 
-    Computed as ``-Phi^-1(P(X > x))`` above the mean so neither tail rounds to 1; scores are capped at
-    ``MAX_SCORE`` (a count far above its expectation is no drop). ``variance > expected > 0`` always
+    Computed as ``-Phi^-1(P(X > x))`` above the mean so neither tail rounds to 1; scores are clipped to
+    ``[-MAX_SCORE, MAX_SCORE]``, so a total outage reads ``z = -50`` (a finite number in JSON), not
+    ``-inf``. ``variance > expected > 0`` always
     holds for a forecast (``phi >= 1``, ``w_K > 1``); entries without a positive expectation score 0.
     """
     observed, expected, variance = (np.asarray(a, dtype=float) for a in (observed, expected, variance))
@@ -240,7 +241,7 @@ def seasonal_scores(observed: np.ndarray, expected: np.ndarray, variance: np.nda
     below = count < mean
     lower = special.ndtri_exp(np.minimum(stats.nbinom.logcdf(count, size, success), 0.0))
     upper = -special.ndtri_exp(np.minimum(stats.nbinom.logsf(count, size, success), 0.0))
-    return np.where(valid, np.minimum(np.where(below, lower, upper), MAX_SCORE), 0.0)
+    return np.where(valid, np.clip(np.where(below, lower, upper), -MAX_SCORE, MAX_SCORE), 0.0)
 
 
 def seasonal_drops(observed: np.ndarray, forecast: SeasonalForecast) -> tuple[np.ndarray, np.ndarray]:
