@@ -313,3 +313,22 @@ def test_the_text_names_the_log_the_unit_column_and_counts_distinct_units(tmp_pa
     counted = "2,000 distinct units (2,020 (unit, variant) pairs; 20 units seen under more than one variant)"
     assert counted in out
     assert not re.search(r"2,020 units", out), "a (unit, variant) pair count is never called units"
+
+
+def test_an_epoch_time_column_needs_and_takes_its_unit(tmp_path, capsys):
+    log = make_log(units=500, rows=4000, days=3)
+    path = tmp_path / "epoch.csv"
+    log.assign(ts=log.ts.astype("int64") // 1_000_000).to_csv(path, index=False)
+    base = ["check", str(path), "--time-col", "ts", "--ratios", "1,1", "--json"]
+    assert main(base) == 2
+    assert "time_unit" in capsys.readouterr().err
+    assert main([*base, "--time-unit", "ms"]) in (0, 1)
+    result = json.loads(capsys.readouterr().out)
+    assert sum(result["cumulative_srm"]["observed_counts"]) == log.groupby("variant").unit_id.nunique().sum()
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
+def test_a_bad_alert_timeout_is_a_clear_error(healthy_path, capsys, timeout):
+    code = main(["check", healthy_path, "--time-col", "ts", "--ratios", "1,1", "--alert-timeout", timeout])
+    assert code == 2
+    assert "timeout must be a finite number of seconds > 0" in capsys.readouterr().err

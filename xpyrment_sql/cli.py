@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.alerts import DEFAULT_TIMEOUT, WebhookAlertDispatcher
 from xpyrment_sql.compiled import check_queries, named_source
 from xpyrment_sql.errors import ParameterError, XpyrmentError
 from xpyrment_sql.guardrails import DIRECTIONS, GuardrailMetric
@@ -238,6 +238,11 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--tz", help="time zone whose midnight starts day bins (default: UTC)")
     command.add_argument(
+        "--time-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of an integer or float epoch time column (required for one)",
+    )
+    command.add_argument(
         "--segment-col",
         action="append",
         default=[],
@@ -269,11 +274,17 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--slack", action="append", default=[], help="Slack webhook URL for alerts")
     command.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for alerts")
+    command.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
+    )
 
 
 def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tuple[LiveMonitor, list[str]]:
     """The monitor the options describe, and the SQL sent while opening the source."""
-    dispatcher = WebhookAlertDispatcher()
+    dispatcher = WebhookAlertDispatcher(timeout=args.alert_timeout)
     for url in args.slack:
         dispatcher.register_slack(url)
     for url in args.webhook:
@@ -289,6 +300,7 @@ def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tupl
             table=args.table,
             until=args.until,
             tz=args.tz,
+            time_unit=args.time_unit,
             exact=not args.approx,
             memory_limit=args.memory_limit,
             threads=args.threads,
