@@ -13,13 +13,16 @@ from scipy import stats
 from xpyrment_sql.stats.effects import ArmMoments, compare, pool
 
 
-def moments_of(y, d=None, x=None) -> ArmMoments:
-    """Sample moments of raw per-unit arrays, computed with numpy (the reference for the backend's)."""
+def moments_of(y, d=None, x=None, shift: float = 0.0) -> ArmMoments:
+    """Sample moments of raw per-unit arrays, computed with numpy (the reference for the backend's);
+    the numerator is centred, ``y - shift * d``."""
     y = np.asarray(y, dtype=float)
     d = np.ones_like(y) if d is None else np.asarray(d, dtype=float)
     x = np.zeros_like(y) if x is None else np.asarray(x, dtype=float)
+    y = y - shift * d
     c = np.cov(np.vstack([y, d, x]), ddof=1)
     return ArmMoments(
+        shift=shift,
         n=len(y),
         numerator_mean=y.mean(),
         numerator_var=c[0, 0],
@@ -189,3 +192,28 @@ def test_undefined_quantities_are_nan():
     assert not math.isnan(sign_change.p_value)
     zero_control = compare("m", "c", "t", moments_of([-1.0, 1.0]), moments_of([1.0, 2.0]))
     assert math.isnan(zero_control.relative_lift)
+
+
+@pytest.mark.parametrize("denominator", [None, "sessions"])
+def test_an_offset_centred_away_leaves_the_test_as_it_is_without_the_offset(denominator):
+    """``R + 1e9`` per unit of denominator, centred on ``1e9``: the same difference and p-value as ``R``."""
+    frame = two_arms(12)
+    d = np.ones(len(frame)) if denominator is None else frame[denominator].to_numpy(dtype=float)
+    results = []
+    for offset in (0.0, 1e9):
+        y = frame.y.to_numpy() + offset * d
+        arms = {
+            name: moments_of(y[rows], d[rows], shift=offset)
+            for name, rows in ((v, (frame.variant == v).to_numpy()) for v in ("control", "treatment"))
+        }
+        results.append(compare("m", "c", "t", arms["control"], arms["treatment"]))
+    plain, offset = results
+    assert offset.control_value - 1e9 == pytest.approx(plain.control_value, rel=1e-6)
+    for field in ("absolute_lift", "p_value", "statistic", "absolute_ci_lower"):
+        assert getattr(offset, field) == pytest.approx(getattr(plain, field), rel=1e-6), field
+    assert offset.relative_lift == pytest.approx(plain.absolute_lift / offset.control_value, rel=1e-6)
+
+
+def test_arms_centred_on_different_shifts_are_refused():
+    with pytest.raises(ValueError, match="different shifts"):
+        compare("m", "c", "t", moments_of([1.0, 2.0]), moments_of([1.0, 3.0], shift=1.0))

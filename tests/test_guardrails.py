@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
@@ -168,3 +169,31 @@ def test_check_guardrails_validates_its_list():
         check_guardrails(source, [LATENCY], "arm")
     with pytest.raises(ParameterError, match="guardrails is empty"):
         check_guardrails(source, [], "arm")
+
+
+def test_a_guardrail_on_a_mean_near_1e9_judges_a_lift_of_3e_11():
+    """Values ``1e9 + N(0, 1)``, treatment ``+0.03``: the lift and its CI keep six digits."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    offset = 1e9
+    noise = rng.normal(0.0, 1.0, 2 * n) + np.repeat([0.0, 0.03], n)
+    log = pd.DataFrame({"arm": np.repeat(["control", "treatment"], n), "load_time": offset + noise})
+    control, treatment = noise[:n], noise[n:]
+    r_c, r_t = offset + control.mean(), offset + treatment.mean()
+    lift = (treatment.mean() - control.mean()) / r_c
+    v_c, v_t = np.var(control, ddof=1) / (n * r_c**2), np.var(treatment, ddof=1) / (n * r_t**2)
+    df = (v_c + v_t) ** 2 / (v_c**2 / (n - 1) + v_t**2 / (n - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(v_c + v_t)
+    lower, upper = np.expm1(np.log1p(lift) - half), np.expm1(np.log1p(lift) + half)
+    assert lower > 0, "the CI excludes no change"
+
+    source = open_metric_source(log, "arm")
+    guardrails = [
+        GuardrailMetric(LATENCY, max_allowed_change=1e-12, direction="increase", method="ci"),
+        GuardrailMetric(LATENCY, max_allowed_change=1e-9, direction="increase", method="ci"),
+    ]
+    report = check_guardrails(source, guardrails, "arm")
+    got = report.metrics.get("Page Latency", "treatment")
+    assert got.relative_lift == pytest.approx(lift, rel=1e-6)
+    assert (got.relative_ci_lower, got.relative_ci_upper) == pytest.approx((lower, upper), rel=1e-6)
+    assert [r.status for r in report.results] == ["breach", "ok"]
