@@ -85,13 +85,6 @@ def test_without_until_the_bin_of_the_latest_exposure_is_unfinished(steady):
     assert result.judged_bin == matrix.bins[-2]
 
 
-def test_the_latest_exposure_is_the_evaluation_instant_of_a_parquet_log(steady, tmp_path):
-    path = tmp_path / "log.parquet"
-    steady.to_parquet(path)
-    matrix = xs.LiveMonitor(str(path), time_col="ts").traffic_matrix(freq="h")
-    assert matrix.evaluated_at == steady.ts.max().tz_localize("UTC")
-
-
 def test_until_now_is_read_at_every_check(steady):
     mon = xs.LiveMonitor(steady, time_col="ts", until="now")
     before = pd.Timestamp.now(tz="UTC")

@@ -573,7 +573,7 @@ class LiveMonitor:
 
     def _traffic(self, variant_col: str, bins: BinSpec, until: pd.Timestamp | None) -> TrafficMatrix:
         counts = self._traffic_counts(variant_col, bins, until)
-        return self._matrix(counts, bins, variant_col, until)
+        return traffic_matrix(counts, bins, variant_col, until)
 
     def _traffic_and_sprt(
         self,
@@ -593,7 +593,7 @@ class LiveMonitor:
         if sprt is not None:
             self.source.require_window_functions(purpose)
         counts = self._traffic_counts(variant_col, bins, until, sprt, purpose)
-        matrix = self._matrix(counts, bins, variant_col, until)
+        matrix = traffic_matrix(counts, bins, variant_col, until)
         crossings = assignment.SprtCrossings.from_counts(counts, shares) if sprt is not None else None
         return matrix, crossings
 
@@ -626,12 +626,6 @@ class LiveMonitor:
                 "and time_col the exposure times, or use a larger freq"
             )
         return counts
-
-    def _matrix(
-        self, counts: pd.DataFrame, bins: BinSpec, variant_col: str, until: pd.Timestamp | None
-    ) -> TrafficMatrix:
-        latest = self.source.span.last if self.source.span is not None and until is None else None
-        return traffic_matrix(counts, bins, variant_col, until, latest)
 
     def _dispatch(self, alert_type: str, message: str, payload: Any) -> DispatchOutcome | None:
         if self.dispatcher is None:

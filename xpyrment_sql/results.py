@@ -157,8 +157,8 @@ class TrafficMatrix(Result):
         first_key: Integer key of the first bin (see ``bins``); bin ``i`` has key ``first_key + i``.
         unfinished: True when the last bin is still in progress at the evaluation instant (it holds
             only part of its traffic: it is shown, and never judged as a drop).
-        evaluated_at: The evaluation instant (aware UTC): ``until``, or the latest exposure when
-            it is known without a query (Parquet footers); ``None`` otherwise.
+        evaluated_at: The evaluation instant (aware UTC) when ``until`` was given; ``None`` means the
+            latest exposure (which lies inside the last bin, so that bin is unfinished).
     """
 
     bins: pd.DatetimeIndex

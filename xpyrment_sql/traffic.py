@@ -48,7 +48,6 @@ def traffic_matrix(
     bins: BinSpec,
     variant_col: str,
     until: pd.Timestamp | None = None,
-    latest: pd.Timestamp | None = None,
 ) -> TrafficMatrix:
     """Build the matrix from ``counts`` (columns ``bin``, ``variant``, ``active``, ``new``).
 
@@ -58,14 +57,12 @@ def traffic_matrix(
         variant_col: Name of the variant column, kept for labelling.
         until: The evaluation instant, if given: bins up to the last one that exists at ``until`` are
             included even when empty, so an outage that is still going on is visible.
-        latest: The latest exposure, when known for free (Parquet footers), recorded as the
-            evaluation instant when there is no ``until``.
 
     Raises:
         DataError: the matrix would exceed :data:`MAX_MATRIX_CELLS` cells.
     """
     variants = tuple(sorted(pd.unique(counts["variant"]).tolist()))
-    evaluated_at = as_utc(until) if until is not None else latest
+    evaluated_at = as_utc(until) if until is not None else None
     if counts.empty:
         empty = frozen_array(np.zeros((0, 0), dtype=np.int64))
         return TrafficMatrix(
