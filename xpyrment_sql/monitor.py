@@ -299,7 +299,11 @@ class LiveMonitor:
         alpha: float = 0.001,
         min_expected_units: float = 10.0,
     ) -> SegmentSRMResult:
-        """Chi-square SRM per segment, Bonferroni-corrected, ranked by contribution (one query).
+        """Chi-square SRM per segment, Bonferroni-corrected, ranked by chi-square share (one query).
+
+        The overall test counts distinct units per variant (equal to :meth:`check_live_srm`); a segment
+        column the variant decides (each segment holds one arm) is reported as post-assignment and not
+        tested. See :func:`xpyrment_sql.assignment.srm_by_segment`.
 
         Args:
             dimension_cols: Column(s) whose value combinations are the segments (low cardinality:

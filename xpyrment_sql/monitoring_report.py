@@ -340,13 +340,15 @@ def _srm_blocks(telemetry: TelemetryReport) -> tuple[Block, ...]:
 
 
 SEGMENT_ROWS = 20
-"""Segments shown in the per-segment SRM table (the largest contributions to the mismatch)."""
+"""Segments shown in the per-segment SRM table (the largest shares of the segments' chi-square)."""
 
 
 def _segment_blocks(segments: SegmentSRMResult) -> tuple[Block, ...]:
     """The segment result's message and its table, whatever columns the table holds."""
     header, rows = report.frame_cells(segments.table.head(SEGMENT_ROWS))
-    shown = f"The {len(rows)} of {len(segments.table)} rows contributing most to the mismatch."
+    shown = (
+        f"The {len(rows)} of {len(segments.table)} rows with the largest share of the segments' chi-square."
+    )
     return segments.message, shown, Table(header, rows)
 
 
