@@ -149,3 +149,19 @@ def test_infinite_timestamps_are_named_not_misplaced():
     )
     with pytest.raises(DataError, match=r"time_col='ts' holds timestamps the backend cannot place in a bin"):
         xs.LiveMonitor(con.table("t"), time_col="ts").traffic_matrix(freq="h")
+
+
+def test_a_variant_column_of_ids_gets_a_short_error_naming_a_few():
+    n = 30_000
+    ids = pd.DataFrame(
+        {
+            "unit_id": np.arange(n),
+            "variant": np.arange(n).astype(str),
+            "ts": START + pd.to_timedelta(np.arange(n), "s"),
+        }
+    )
+    with pytest.raises(
+        ParameterError, match=r"the data has 30,000 variant\(s\): '0', '1', .* and 29,990 more"
+    ) as info:
+        xs.LiveMonitor(ids, time_col="ts").run_telemetry_checks([1, 1], freq="D")
+    assert len(str(info.value)) < 400

@@ -6,6 +6,8 @@ Each message names the offending column, parameter or value and says what was ex
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class XpyrmentError(ValueError):
     """Base class of every error this library raises for bad input."""
@@ -29,3 +31,14 @@ class DataError(XpyrmentError):
 
 class BackendError(XpyrmentError):
     """The backend cannot run a query a check needs (an engine without window functions, say)."""
+
+
+MAX_LISTED = 10
+"""Values named in one error message; a wrong column can hold 100,000 "variants"."""
+
+
+def listed(values: Iterable[object], limit: int = MAX_LISTED) -> str:
+    """``values`` as ``'a', 'b', ...`` for a message: at most ``limit`` of them, then how many more."""
+    items = list(values)
+    shown = ", ".join(map(repr, items[:limit]))
+    return shown + (f", ... and {len(items) - limit:,} more" if len(items) > limit else "")

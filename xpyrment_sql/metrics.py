@@ -23,7 +23,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from xpyrment_sql import moments
-from xpyrment_sql.errors import ColumnError, DataError, ParameterError
+from xpyrment_sql.errors import ColumnError, DataError, ParameterError, listed
 from xpyrment_sql.metric_results import MetricsReport
 from xpyrment_sql.source import EngineSettings, Source, _open_table, require_column
 from xpyrment_sql.stats.effects import ArmMoments, compare
@@ -274,7 +274,7 @@ def _check_columns(
 
 
 def _resolve_control(variants: tuple[Any, ...], control: Any, variant_col: str) -> Any:
-    seen = ", ".join(map(repr, variants))
+    seen = listed(variants)
     if len(variants) < 2:
         raise DataError(
             f"variant_col={variant_col!r} holds {len(variants)} variant(s) ({seen or 'none'}); "

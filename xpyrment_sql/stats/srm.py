@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.errors import ParameterError, listed
 from xpyrment_sql.results import AnytimeSRMResult, LiveSRMResult, frozen_array
 
 DEFAULT_CONCENTRATION = 10_000.0
@@ -45,21 +45,21 @@ def expected_shares(
         ParameterError: on a length mismatch, a non-positive ratio, or a dict that names a variant
             not in the data or misses one that is. The message lists the variants seen.
     """
-    seen = ", ".join(map(repr, variants))
+    seen = listed(variants)
     if isinstance(expected_ratios, Mapping):
         unknown = [k for k in expected_ratios if k not in set(variants)]
         missing = [v for v in variants if v not in expected_ratios]
         if unknown or missing:
             raise ParameterError(
-                f"expected_ratios names {unknown or 'no unknown variants'} and misses "
-                f"{missing or 'none'}; the variants in the data are: {seen}"
+                f"expected_ratios names {listed(unknown) or 'no unknown variants'} and misses "
+                f"{listed(missing) or 'none'}; the {len(variants):,} variants in the data are: {seen}"
             )
         ratios = [expected_ratios[v] for v in variants]
     else:
         ratios = list(expected_ratios)
         if len(ratios) != len(variants):
             raise ParameterError(
-                f"expected_ratios has {len(ratios)} value(s) but the data has {len(variants)} "
+                f"expected_ratios has {len(ratios)} value(s) but the data has {len(variants):,} "
                 f"variant(s): {seen} (ratios are matched to the sorted variant names)"
             )
     values = np.asarray(ratios, dtype=float)
