@@ -1,8 +1,11 @@
 """xpyrment_sql: the library under test, through its public ``LiveMonitor`` API only.
 
 The baselines compute the seed's checks, so the library is asked for exactly those: the seed's SPRT
-(``sequential_method="sprt"``) and no extra multiple-exposure query
-(``max_multiple_exposure_share=None``), each passed only if ``run_telemetry_checks`` accepts it.
+(``sequential_method="sprt"``), its z-score drop test (``drop_method="zscore"``) and no extra
+multiple-exposure query (``max_multiple_exposure_share=None``), each passed only if
+``run_telemetry_checks`` accepts it. The seed judges the last bin; the library judges the latest
+*complete* one, so the monitor is evaluated at the end of the log's last bin (``until``, from the
+Parquet footers' statistics: no rows are read), where the two are the same bin.
 ``XPYRMENT_MEMORY_LIMIT`` (set by ``run.py --mem-limit``) becomes ``LiveMonitor(memory_limit=...)``.
 """
 
@@ -13,11 +16,28 @@ import os
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 import xpyrment_sql as xs
 from benchmarks.baselines.common import EXACT_SEMANTICS, cli, iso_labels, lr_value
+from xpyrment_sql.bins import as_utc, parse_freq
 
-SAME_CHECKS: dict[str, Any] = {"sequential_method": "sprt", "max_multiple_exposure_share": None}
+SAME_CHECKS: dict[str, Any] = {
+    "sequential_method": "sprt",
+    "max_multiple_exposure_share": None,
+    "drop_method": "zscore",
+}
+
+
+def end_of_last_bin(path: str, freq: str) -> pd.Timestamp:
+    """The end of the bin holding the log's latest exposure, from the Parquet footers alone."""
+    metadata = pq.ParquetFile(path).metadata
+    column = metadata.schema.names.index("ts")
+    stats = (metadata.row_group(i).column(column).statistics for i in range(metadata.num_row_groups))
+    latest = max(pd.Timestamp(s.max) for s in stats)
+    bins = parse_freq(freq)
+    return as_utc(bins.labels(np.array([bins.key_of(latest) + 1]))[0])
 
 
 def _same_checks(monitor: xs.LiveMonitor) -> dict[str, Any]:
@@ -29,7 +49,11 @@ def _same_checks(monitor: xs.LiveMonitor) -> dict[str, Any]:
 def run_monitor(path: str, freq: str, ratios: list[float], *, exact: bool = True) -> dict[str, Any]:
     """``run_telemetry_checks(ratios, freq=freq)`` converted to the baselines' output dict."""
     monitor = xs.LiveMonitor(
-        path, time_col="ts", exact=exact, memory_limit=os.environ.get("XPYRMENT_MEMORY_LIMIT") or None
+        path,
+        time_col="ts",
+        exact=exact,
+        memory_limit=os.environ.get("XPYRMENT_MEMORY_LIMIT") or None,
+        until=end_of_last_bin(path, freq),
     )
     report = monitor.run_telemetry_checks(ratios, freq=freq, **_same_checks(monitor))
     traffic, anomaly, chi, seq = (
