@@ -335,7 +335,7 @@ def test_until_ignores_later_rows_and_nulls_leave_a_metric():
     cutoff = pd.Timestamp("2026-01-07", tz="UTC")
     source = open_source(log, time_col="ts")
     report = calculate_metrics(source, [MeanMetric("revenue", "revenue")], "variant", until=cutoff)
-    kept = log[(log.ts <= cutoff.tz_localize(None)) & log.revenue.notna()]
+    kept = log[(log.ts < cutoff.tz_localize(None)) & log.revenue.notna()]
     result = report.get("revenue")
     assert result.n_control + result.n_treatment == len(kept)
     assert result.control_value == pytest.approx(kept.revenue[kept.variant == "control"].mean(), rel=1e-12)

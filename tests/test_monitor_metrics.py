@@ -27,7 +27,7 @@ def test_calculate_metrics_sums_per_monitor_unit_and_respects_until(query_log):
     query_log.clear()
     report = monitor.calculate_metrics([xs.MeanMetric("load", "load_time")])
     assert len(query_log) == 1
-    kept = log[log.ts <= until]
+    kept = log[log.ts < until]
     units = kept.groupby(["variant", "unit_id"]).load_time.sum()
     control, treatment = units["control"], units["treatment"]
     result = report.get("load")

@@ -168,7 +168,7 @@ def calculate_metrics(
         covariate_col: Pre-period covariate, one value per unit, for CUPED (theta from control and
             treatment pooled); each result then reports its ``variance_reduction``.
         alpha: The CIs cover ``1 - alpha``.
-        until: Ignore rows after this aware ``pandas.Timestamp`` (the source needs a time column).
+        until: Ignore rows at or after this aware ``pandas.Timestamp`` (the source needs a time column).
 
     Raises:
         ParameterError: no metrics, duplicate names, a bad ``alpha`` or a ``control`` not in the data.

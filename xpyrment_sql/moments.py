@@ -44,7 +44,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from xpyrment_sql.queries import instant
+from xpyrment_sql.queries import before
 from xpyrment_sql.source import Source
 
 VARIANT = "variant"
@@ -101,7 +101,7 @@ def variant_moments(
         specs: One entry per metric.
         unit_col: Unit column to sum over first, or ``None`` when rows are already units.
         covariate_col: Pre-period covariate column for CUPED, or ``None``.
-        until: Ignore rows after this instant (needs the source's time column).
+        until: Ignore rows at or after this instant, as every check does (needs the source's time column).
 
     Returns:
         One row per variant: column ``variant``, the ``moment_column`` statistics (``m{i}__shift``
@@ -114,7 +114,7 @@ def variant_moments(
         keep &= table[unit_col].notnull()
     if until is not None:
         ts = source.timestamp()
-        keep &= ts <= instant(ts, until)
+        keep &= before(ts, until)
     rows = table.filter(keep)
     value_cols = sorted({s.numerator for s in specs} | {s.denominator for s in specs if s.denominator})
     values = {_value_name(col): _as_float(rows[col], source) for col in value_cols}
