@@ -3,6 +3,7 @@ PostgreSQL server and Spark session the backend tests run on."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from backends import READER, experiment_log, load_postgres, spark_session
 from postgres_server import PostgresServer, running_server
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib honours *_proxy variables; requests to servers on 127.0.0.1 must go direct."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -21,6 +20,8 @@ from collections.abc import Callable
 import pytest
 
 from xpyrment_sql.alerts import WebhookAlertDispatcher
+
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 DEADLINE = 0.5
 SLACK = 1.5  # seconds of noise an elapsed-time bound allows beyond the deadline
@@ -164,14 +165,6 @@ def echo_request_line(server: ScriptedServer, conn: socket.socket, request_line:
     """Answer with the request line as the status line: a broken endpoint (or proxy) whose
     garbage answer quotes the URL, so the client's exception text contains the secret."""
     conn.sendall(f"{request_line} cannot be reached\r\n\r\n".encode("latin-1"))
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """urllib honours *_proxy variables; requests to the local servers must go direct."""
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

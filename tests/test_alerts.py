@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -27,6 +26,8 @@ import pytest
 from xpyrment_sql.alerts import WebhookAlertDispatcher
 from xpyrment_sql.errors import ParameterError, XpyrmentError
 from xpyrment_sql.results import DispatchOutcome
+
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 SLOW_SECONDS = 1.5
 PAYLOAD = {"srm_p_value": 0.0004, "arm": "treatment"}
@@ -90,14 +91,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args) -> None:
         """Keep the test output quiet."""
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    """urllib honours *_proxy variables; requests to the local server must go direct."""
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
