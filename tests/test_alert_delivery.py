@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 
@@ -189,7 +189,7 @@ def _closed_port() -> int:
 
 def _dispatch(dispatcher: WebhookAlertDispatcher, caplog: pytest.LogCaptureFixture):
     """Dispatch one alert with logs captured; return the outcome and the seconds it took."""
-    with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts"):
+    with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts.dispatcher"):
         started = time.monotonic()
         outcome = dispatcher.dispatch("srm", "Sample ratio mismatch", PAYLOAD)
         return outcome, time.monotonic() - started

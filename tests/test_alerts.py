@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.errors import ParameterError, XpyrmentError
 from xpyrment_sql.results import DispatchOutcome
 
@@ -222,13 +222,13 @@ def test_raising_callback_does_not_stop_a_later_callback(caplog):
     dispatcher = WebhookAlertDispatcher()
     dispatcher.register_callback(boom)
     dispatcher.register_callback(record)
-    with caplog.at_level(logging.ERROR, logger="xpyrment_sql.alerts"):
+    with caplog.at_level(logging.ERROR, logger="xpyrment_sql.alerts.dispatcher"):
         outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
 
     assert outcome == DispatchOutcome("srm", ("callback:record",), ("callback:boom",))
     assert received == [("srm", "msg", PAYLOAD)]
     [record_] = caplog.records
-    assert record_.name == "xpyrment_sql.alerts"
+    assert record_.name == "xpyrment_sql.alerts.dispatcher"
     assert record_.levelno == logging.ERROR
     assert "callback:boom" in record_.getMessage()
 
@@ -306,7 +306,7 @@ def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
     dispatcher.register_email(f"http://127.0.0.1:{_closed_port()}{secret}")
     dispatcher.register_custom(server.url(f"/echo-reason{secret}"))
     dispatcher.register_custom(server.url(f"/slow{secret}"))
-    with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts"):
+    with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts.dispatcher"):
         outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
 
     assert len(outcome.failed) == 4

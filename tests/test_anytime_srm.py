@@ -14,7 +14,7 @@ from scipy import integrate, stats
 
 import xpyrment_sql as xs
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.report import format_report
+from xpyrment_sql.reporting.text import format_report
 from xpyrment_sql.results import AnytimeSRMResult, SequentialSRMResult
 from xpyrment_sql.stats.srm import (
     anytime_log_bayes_factors,

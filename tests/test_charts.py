@@ -12,8 +12,8 @@ import pytest
 from scipy import special
 
 import xpyrment_sql as xs
-from xpyrment_sql.charts import figure_bytes, traffic_figure
 from xpyrment_sql.errors import DataError, ParameterError
+from xpyrment_sql.reporting.charts import figure_bytes, traffic_figure
 from xpyrment_sql.results import TrafficMatrix
 from xpyrment_sql.stats.anomaly import drop_flags
 from xpyrment_sql.stats.shares import observed_shares, share_band

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli import main, parse_guardrail, parse_metric, parse_ratios
+from xpyrment_sql.cli.main import main, parse_guardrail, parse_metric, parse_ratios
 from xpyrment_sql.errors import ParameterError
 
 from conftest import make_log

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xpyrment_sql.compiled import DIALECTS, check_queries, example_source
+from xpyrment_sql.queries.sql import DIALECTS, check_queries, example_source
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.metrics import MeanMetric, ProportionMetric, RatioMetric, open_metric_source
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
-from xpyrment_sql.metric_results import MetricResult
-from xpyrment_sql.metrics import MeanMetric, ProportionMetric, RatioMetric, open_metric_source
+from xpyrment_sql.results.metrics import MetricResult
 
 LATENCY = MeanMetric("Page Latency", value_col="load_time")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.memory_budget import duckdb_share, parse_bytes
+from xpyrment_sql.source.memory_budget import duckdb_share, parse_bytes
 
 
 @pytest.mark.parametrize(

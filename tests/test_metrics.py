@@ -14,15 +14,15 @@ import pytest
 import tea_tasting as tt
 from scipy import stats
 
-from xpyrment_sql import moments
-from xpyrment_sql.errors import ColumnError, DataError, ParameterError
-from xpyrment_sql.metrics import (
+from xpyrment_sql.checks.metrics import (
     MeanMetric,
     ProportionMetric,
     RatioMetric,
     calculate_metrics,
     open_metric_source,
 )
+from xpyrment_sql.errors import ColumnError, DataError, ParameterError
+from xpyrment_sql.queries import moments
 from xpyrment_sql.source import open_source
 
 

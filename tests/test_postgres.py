@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli import main
+from xpyrment_sql.cli.main import main
 from xpyrment_sql.errors import SourceError
 
 from backends import TABLE, relation_count

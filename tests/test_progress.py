@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from xpyrment_sql.progress import CLEAR_LINE, ProgressIndicator
+from xpyrment_sql.cli.progress import CLEAR_LINE, ProgressIndicator
 from xpyrment_sql.synthetic import write_exposure_log
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli import main
+from xpyrment_sql.cli.main import main
 from xpyrment_sql.errors import SourceError
 from xpyrment_sql.source import read_only_connect_options, redact_url
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql import report
-from xpyrment_sql.cli import main
+from xpyrment_sql.cli.main import main
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.monitoring_report import report_sections, run_report
-from xpyrment_sql.report_formats import render_html, render_markdown, write_report
+from xpyrment_sql.reporting import text as report
+from xpyrment_sql.reporting.content import report_sections, run_report
+from xpyrment_sql.reporting.formats import render_html, render_markdown, write_report
 from xpyrment_sql.synthetic import write_exposure_log
 
 from conftest import make_log

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli import main
-from xpyrment_sql.compiled import DIALECTS
+from xpyrment_sql.cli.main import main
+from xpyrment_sql.queries.sql import DIALECTS
 
 from backends import TABLE
 

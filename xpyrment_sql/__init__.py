@@ -4,7 +4,9 @@ Ibis expressions do the row-level work (time bins, distinct units, first exposur
 where the data lives; only small matrices come back for the statistics.
 """
 
-from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
+from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.metrics import MeanMetric, ProportionMetric, RatioMetric, calculate_metrics
 from xpyrment_sql.errors import (
     ColumnError,
     DataError,
@@ -12,10 +14,8 @@ from xpyrment_sql.errors import (
     SourceError,
     XpyrmentError,
 )
-from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
-from xpyrment_sql.metric_results import GuardrailReport, GuardrailResult, MetricResult, MetricsReport
-from xpyrment_sql.metrics import MeanMetric, ProportionMetric, RatioMetric, calculate_metrics
 from xpyrment_sql.monitor import LiveMonitor
+from xpyrment_sql.results.metrics import GuardrailReport, GuardrailResult, MetricResult, MetricsReport
 
 __all__ = [
     "ColumnError",

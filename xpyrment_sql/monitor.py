@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from xpyrment_sql import assignment, charts, queries
-from xpyrment_sql.alerts import WebhookAlertDispatcher
+from xpyrment_sql import queries
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
-from xpyrment_sql.drop_check import judge_traffic_drop
+from xpyrment_sql.checks import assignment
+from xpyrment_sql.checks.drops import judge_traffic_drop
+from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.metrics import Metric, calculate_metrics
+from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS, traffic_matrix
 from xpyrment_sql.errors import DataError, ParameterError
-from xpyrment_sql.guardrails import GuardrailMetric, check_guardrails
-from xpyrment_sql.metric_results import GuardrailReport, MetricsReport
-from xpyrment_sql.metrics import Metric, calculate_metrics
+from xpyrment_sql.reporting import charts
 from xpyrment_sql.results import (
     AnytimeSRMResult,
     DispatchOutcome,
@@ -31,6 +33,7 @@ from xpyrment_sql.results import (
     TrafficAnomalyResult,
     TrafficMatrix,
 )
+from xpyrment_sql.results.metrics import GuardrailReport, MetricsReport
 from xpyrment_sql.source import EngineSettings, Source, open_source
 from xpyrment_sql.stats import anomaly as drop_tests
 from xpyrment_sql.stats.anomaly import check_anomaly_parameters
@@ -43,7 +46,6 @@ from xpyrment_sql.stats.srm import (
     check_sprt_parameters,
     chi_square_srm,
 )
-from xpyrment_sql.traffic import MAX_MATRIX_CELLS, traffic_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -286,7 +288,7 @@ class LiveMonitor:
         """Units seen under more than one variant, in total and per pair of variants (one query).
 
         ``multiple_exposure_detected`` is ``share > max_share``. Such units still count once in each
-        of their variants in the traffic and SRM checks (see :mod:`xpyrment_sql.assignment`).
+        of their variants in the traffic and SRM checks (see :mod:`xpyrment_sql.checks.assignment`).
         """
         max_share = assignment.check_max_share(max_share)
         return assignment.multiple_exposure(self.source, self._variant(variant_col), self.until, max_share)
@@ -303,7 +305,7 @@ class LiveMonitor:
 
         The overall test counts distinct units per variant (equal to :meth:`check_live_srm`); a segment
         column the variant decides (each segment holds one arm) is reported as post-assignment and not
-        tested. See :func:`xpyrment_sql.assignment.srm_by_segment`.
+        tested. See :func:`xpyrment_sql.checks.assignment.srm_by_segment`.
 
         Args:
             dimension_cols: Column(s) whose value combinations are the segments (low cardinality:
@@ -457,7 +459,7 @@ class LiveMonitor:
     ) -> Figure:
         """Chart the traffic matrix (one query): cumulative units, shares, drops, sequential SRM.
 
-        The four panels are described in :mod:`xpyrment_sql.charts`; needs the ``plot`` extra.
+        The four panels are described in :mod:`xpyrment_sql.reporting.charts`; needs the ``plot`` extra.
 
         Args:
             freq: Bin size.
@@ -513,7 +515,7 @@ class LiveMonitor:
         """Every metric against control for every treatment arm, from one grouped query.
 
         Rows are summed per unit (default: the monitor's unit column) before the statistics, and rows
-        after ``until`` are ignored. See :func:`xpyrment_sql.metrics.calculate_metrics`.
+        after ``until`` are ignored. See :func:`xpyrment_sql.checks.metrics.calculate_metrics`.
         """
         return calculate_metrics(
             self.source,

@@ -5,7 +5,8 @@ one metric a unit ``i`` contributes a numerator ``Y_i``, a denominator ``D_i`` (
 with CUPED, a pre-period covariate ``X_i``. The metric's value in a variant is ``R = mean(Y) / mean(D)``.
 
 * **Shift**: the numerator's moments are those of ``Z = Y - s D`` for a constant ``s`` common to the
-  arms (``xpyrment_sql.moments`` takes one row's value), so ``R = s + r`` with ``r = mean(Z) / mean(D)``
+  arms (``xpyrment_sql.queries.moments`` takes one row's value), so ``R = s + r`` with
+  ``r = mean(Z) / mean(D)``
   computed from numbers of the order of the spread. Differences of ``R`` between arms are
   differences of ``r``, which keep their digits when ``R`` is ``1e9`` and the effect ``1e-2``.
 * **Ratios** (delta method; Deng, Knoblich & Lu, 2018): the per-unit variance of ``R`` is
@@ -38,7 +39,7 @@ import math
 
 from scipy import stats
 
-from xpyrment_sql.metric_results import MetricResult
+from xpyrment_sql.results.metrics import MetricResult
 
 _NAN = float("nan")
 

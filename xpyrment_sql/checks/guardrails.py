@@ -1,6 +1,6 @@
 """Guardrails: metrics that must not move beyond a tolerated relative change in a harmful direction.
 
-A :class:`GuardrailMetric` wraps a metric from :mod:`xpyrment_sql.metrics` and judges its calculation
+A :class:`GuardrailMetric` wraps a metric from :mod:`xpyrment_sql.checks.metrics` and judges its calculation
 result, on the point estimate (the seed's rule) or as a non-inferiority test on the relative-lift CI.
 :func:`check_guardrails` computes every guarded metric from one grouped query and judges every
 treatment arm.
@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from xpyrment_sql.checks.metrics import Metric, calculate_metrics
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.metric_results import GuardrailReport, GuardrailResult, MetricsReport
-from xpyrment_sql.metrics import Metric, calculate_metrics
+from xpyrment_sql.results.metrics import GuardrailReport, GuardrailResult, MetricsReport
 from xpyrment_sql.source import Source
 
 DIRECTIONS = ("both", "increase", "decrease")
@@ -51,7 +51,7 @@ class GuardrailMetric:
         metrics); Wellek (2010), *Testing Statistical Hypotheses of Equivalence and Noninferiority*.
 
     Examples:
-        >>> from xpyrment_sql.metrics import MeanMetric
+        >>> from xpyrment_sql.checks.metrics import MeanMetric
         >>> latency = MeanMetric("Page Latency", value_col="load_time")
         >>> guardrail = GuardrailMetric(latency, max_allowed_change=0.02)
         >>> guardrail.check_breach({"metric_name": "Page Latency", "relative_lift": 0.035})

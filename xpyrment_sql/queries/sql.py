@@ -13,18 +13,18 @@ import ibis
 import ibis.expr.types as ir
 
 from xpyrment_sql import queries
-from xpyrment_sql.assignment import (
+from xpyrment_sql.bins import parse_freq
+from xpyrment_sql.checks.assignment import (
     SPRT_DELTA,
     Ratios,
     check_ratio_values,
     sprt_query,
     sprt_shares_for_ratios,
 )
-from xpyrment_sql.bins import parse_freq
+from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.moments import MomentSpec, variant_moments
+from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.source import Source, open_source
-from xpyrment_sql.traffic import MAX_MATRIX_CELLS
 
 DIALECTS = (
     "duckdb",

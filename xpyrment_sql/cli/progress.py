@@ -2,7 +2,7 @@
 
 It draws on a terminal only, and only once a run has taken longer than ``delay`` seconds, so quick
 runs and piped or logged output stay clean. The check's name comes from the SQL statement the run is
-sending (see :func:`xpyrment_sql.query_log.check_name`); the line is cleared when the run ends.
+sending (see :func:`xpyrment_sql.queries.log.check_name`); the line is cleared when the run ends.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from types import TracebackType
 from typing import TextIO
 
-from xpyrment_sql.query_log import check_name
+from xpyrment_sql.queries.log import check_name
 
 CLEAR_LINE = "\r\x1b[K"
 

@@ -1,7 +1,7 @@
 """Experiment metrics computed from one grouped query of per-variant moments.
 
 A metric names the columns it reads; :func:`calculate_metrics` sends one query for all metrics
-(:func:`xpyrment_sql.moments.variant_moments`: per unit sums, then per variant count, means, variances
+(:func:`xpyrment_sql.queries.moments.variant_moments`: per unit sums, then per variant count, means, variances
 and covariances) and hands the few numbers per variant to :mod:`xpyrment_sql.stats.effects`.
 
 * :class:`MeanMetric`: mean of a value per unit, Welch's t-test.
@@ -9,7 +9,7 @@ and covariances) and hands the few numbers per variant to :mod:`xpyrment_sql.sta
   delta method and Welch's t-test.
 * :class:`ProportionMetric`: share of units whose value is ``> 0`` (or true), z-test.
 
-Guardrails on these metrics live in :mod:`xpyrment_sql.guardrails`.
+Guardrails on these metrics live in :mod:`xpyrment_sql.checks.guardrails`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from xpyrment_sql import moments
 from xpyrment_sql.errors import ColumnError, DataError, ParameterError, listed
-from xpyrment_sql.metric_results import MetricsReport
+from xpyrment_sql.queries import moments
+from xpyrment_sql.results.metrics import MetricsReport
 from xpyrment_sql.source import EngineSettings, Source, _open_table, require_column
 from xpyrment_sql.stats.effects import ArmMoments, compare
 from xpyrment_sql.stats.srm import check_alpha, find_control

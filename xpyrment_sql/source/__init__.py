@@ -47,7 +47,7 @@ from xpyrment_sql.errors import (
     SourceError,
     XpyrmentError,
 )
-from xpyrment_sql.memory_budget import duckdb_share
+from xpyrment_sql.source.memory_budget import duckdb_share
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")

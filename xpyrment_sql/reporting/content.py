@@ -1,9 +1,9 @@
 """The shareable monitoring report: the checks' verdicts, traffic, SRM numbers, guardrails, chart and SQL.
 
 :func:`run_report` runs :meth:`LiveMonitor.run_telemetry_checks` once (and, when asked, the SRM per
-segment and the metrics), records the SQL it sent (:mod:`xpyrment_sql.query_log`) and draws the traffic
+segment and the metrics), records the SQL it sent (:mod:`xpyrment_sql.queries.log`) and draws the traffic
 chart from the matrix that run fetched, so the report costs no query beyond the checks.
-:func:`report_sections` lays the content out as headed sections that :mod:`xpyrment_sql.report_formats`
+:func:`report_sections` lays the content out as headed sections that :mod:`xpyrment_sql.reporting.formats`
 renders as HTML or Markdown; it reads the records only and sends no query.
 
 The report leads with the verdicts and the bin the drop test judged (the latest complete bin); the bin
@@ -20,16 +20,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from xpyrment_sql import charts, query_log, report
+from xpyrment_sql.queries import log as query_log
+from xpyrment_sql.reporting import charts
+from xpyrment_sql.reporting import text as report
 from xpyrment_sql.results import Result, SegmentSRMResult, TelemetryReport
 from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION
 
 if TYPE_CHECKING:
-    from xpyrment_sql.assignment import Ratios
-    from xpyrment_sql.guardrails import GuardrailMetric
-    from xpyrment_sql.metric_results import GuardrailReport, MetricsReport
-    from xpyrment_sql.metrics import Metric
+    from xpyrment_sql.checks.assignment import Ratios
+    from xpyrment_sql.checks.guardrails import GuardrailMetric
+    from xpyrment_sql.checks.metrics import Metric
     from xpyrment_sql.monitor import LiveMonitor
+    from xpyrment_sql.results.metrics import GuardrailReport, MetricsReport
 
 TRAFFIC_ROWS = 48
 """Bins shown in the traffic table (the most recent ones)."""

@@ -1,7 +1,7 @@
 """Plain-text rendering of a :class:`~xpyrment_sql.results.TelemetryReport` for terminals and logs.
 
 The pieces (check verdicts, the judged bin, the traffic summary, the outcome) are shared with the HTML
-and Markdown report in :mod:`xpyrment_sql.report_formats`, so every format says the same thing.
+and Markdown report in :mod:`xpyrment_sql.reporting.formats`, so every format says the same thing.
 
 One vocabulary: "units" are distinct units. A variant's units are the distinct units seen under it;
 totals summed over variants count a unit seen under two variants twice, so they are called
@@ -19,8 +19,8 @@ import pandas as pd
 from xpyrment_sql.results import AnytimeSRMResult, SegmentSRMResult, TelemetryReport, TrafficMatrix
 
 if TYPE_CHECKING:
-    from xpyrment_sql.metric_results import MetricsReport
-    from xpyrment_sql.monitoring_report import MonitoringReport
+    from xpyrment_sql.reporting.content import MonitoringReport
+    from xpyrment_sql.results.metrics import MetricsReport
 
 _RECENT_BINS = 6
 _SEGMENT_LINES = 10
@@ -182,7 +182,7 @@ def format_report(
 
 
 def format_run(run: MonitoringReport) -> str:
-    """:func:`format_report` of one run of :func:`~xpyrment_sql.monitoring_report.run_report`."""
+    """:func:`format_report` of one run of :func:`~xpyrment_sql.reporting.content.run_report`."""
     return format_report(
         run.telemetry,
         run.source_name,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from xpyrment_sql.metric_results import GuardrailReport
+    from xpyrment_sql.results.metrics import GuardrailReport
 
 
 def to_jsonable(value: Any) -> Any:

@@ -29,7 +29,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import DispatchOutcome, to_jsonable
 
-logger = logging.getLogger("xpyrment_sql.alerts")
+logger = logging.getLogger("xpyrment_sql.alerts.dispatcher")
 
 AlertCallback = Callable[[str, str, Mapping[str, Any]], None]
 

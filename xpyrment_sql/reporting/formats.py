@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.monitoring_report import (
+from xpyrment_sql.reporting.content import (
     Block,
     Chart,
     Code,

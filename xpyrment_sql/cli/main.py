@@ -1,7 +1,7 @@
 """Command line: ``xpyrment-sql check``, ``report``, ``sql`` and ``demo``.
 
 Thin on purpose: it parses arguments, builds a :class:`LiveMonitor`, runs the checks through
-:func:`~xpyrment_sql.monitoring_report.run_report`, and prints. Exit codes: 0 healthy, 1 an alert
+:func:`~xpyrment_sql.reporting.content.run_report`, and prints. Exit codes: 0 healthy, 1 an alert
 fired, 2 bad input.
 
 A closed pipe (``xpyrment-sql check ... | head``) is not an error of the run: the reader has seen all
@@ -30,17 +30,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from xpyrment_sql.alerts import DEFAULT_TIMEOUT, WebhookAlertDispatcher
-from xpyrment_sql.compiled import check_queries, named_source
+from xpyrment_sql.alerts.dispatcher import DEFAULT_TIMEOUT, WebhookAlertDispatcher
+from xpyrment_sql.checks.guardrails import DIRECTIONS, GuardrailMetric
+from xpyrment_sql.checks.metrics import MeanMetric, Metric, ProportionMetric, RatioMetric
+from xpyrment_sql.cli.progress import ProgressIndicator
 from xpyrment_sql.errors import ParameterError, XpyrmentError
-from xpyrment_sql.guardrails import DIRECTIONS, GuardrailMetric
-from xpyrment_sql.metrics import MeanMetric, Metric, ProportionMetric, RatioMetric
 from xpyrment_sql.monitor import LiveMonitor
-from xpyrment_sql.monitoring_report import MonitoringReport, run_report
-from xpyrment_sql.progress import ProgressIndicator
-from xpyrment_sql.query_log import recording_sql
-from xpyrment_sql.report import format_run
-from xpyrment_sql.report_formats import report_format, write_report
+from xpyrment_sql.queries.log import recording_sql
+from xpyrment_sql.queries.sql import check_queries, named_source
+from xpyrment_sql.reporting.content import MonitoringReport, run_report
+from xpyrment_sql.reporting.formats import report_format, write_report
+from xpyrment_sql.reporting.text import format_run
 from xpyrment_sql.source import redact_url
 from xpyrment_sql.synthetic import demo_log
 
@@ -430,6 +430,3 @@ def _print(run: MonitoringReport, as_json: bool) -> None:
     """The run as text, or as one JSON object (non-finite numbers are ``null``, never ``NaN``)."""
     _emit(json.dumps(run.to_dict(), indent=2, allow_nan=False) if as_json else format_run(run))
 
-
-if __name__ == "__main__":
-    sys.exit(main())
