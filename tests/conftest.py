@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from backends import READER, experiment_log, load_postgres, spark_session
 from postgres_server import PostgresServer, running_server

@@ -7,12 +7,9 @@ shows, and the anomaly test), and it must overcount units on a log where units r
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import run
 from benchmarks.baselines import EXACT, SEED

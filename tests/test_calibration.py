@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import calibration, drop_calibration
 from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION

@@ -6,15 +6,10 @@ at second resolution; some timestamps are drawn from a few whole hours so that t
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import xpyrment_sql as xs
 

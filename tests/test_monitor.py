@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from scipy import stats
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import xpyrment_sql as xs
 
