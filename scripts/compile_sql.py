@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xpyrment_sql.queries.sql import DIALECTS, check_queries, example_source
+from xpyrment_sql.checks.plans import check_queries
+from xpyrment_sql.queries.sql import DIALECTS, example_source
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 

@@ -1,30 +1,35 @@
-"""LiveMonitor: the seed's monitoring API, with every row-level reduction pushed into the backend.
+"""LiveMonitor: the seed's monitoring API as a facade over the checks.
 
-The monitor is the only place where queries (``queries.py``) and statistics (``stats/``) meet: it
-sends a query, receives a small matrix, hands it to a pure function and dispatches alerts.
+Each method validates its arguments once (into :class:`~xpyrment_sql.settings.CheckSettings` and
+:class:`~xpyrment_sql.settings.Design` where they apply), resolves the evaluation instant and hands
+over to a module of :mod:`xpyrment_sql.checks`, which plans the queries, runs them and computes the
+statistics. The monitor itself keeps only what lives across calls: the source, the dispatcher and
+the sticky ``shutoff_triggered`` flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from xpyrment_sql import queries
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
-from xpyrment_sql.bins import BinSpec, as_utc, check_tz, parse_freq, time_chunks
-from xpyrment_sql.checks import assignment
+from xpyrment_sql.bins import as_utc, check_tz, parse_freq
 from xpyrment_sql.checks.drops import judge_traffic_drop
+from xpyrment_sql.checks.exposure import multiple_exposure
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.checks.metrics import Metric, calculate_metrics
-from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS, traffic_matrix
-from xpyrment_sql.errors import DataError, ParameterError
+from xpyrment_sql.checks.segments import check_dimension_cols, srm_by_segment
+from xpyrment_sql.checks.srm import anytime, live_srm, sprt, sprt_candidate_shares
+from xpyrment_sql.checks.telemetry import run_telemetry
+from xpyrment_sql.checks.traffic import fetch_matrix
+from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.reporting import charts
 from xpyrment_sql.results import (
     AnytimeSRMResult,
-    DispatchOutcome,
     LiveSRMResult,
     MultipleExposureResult,
     SegmentSRMResult,
@@ -34,9 +39,8 @@ from xpyrment_sql.results import (
     TrafficMatrix,
 )
 from xpyrment_sql.results.metrics import GuardrailReport, MetricsReport
+from xpyrment_sql.settings import CheckSettings, Design, Ratios, check_max_share
 from xpyrment_sql.source import EngineSettings, Source, open_source
-from xpyrment_sql.stats import anomaly as drop_tests
-from xpyrment_sql.stats.anomaly import check_anomaly_parameters
 from xpyrment_sql.stats.segment_srm import check_min_expected_units
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -44,13 +48,11 @@ from xpyrment_sql.stats.srm import (
     check_concentration,
     check_gates,
     check_sprt_parameters,
-    chi_square_srm,
 )
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-Ratios = assignment.Ratios
 
 
 class LiveMonitor:
@@ -141,7 +143,7 @@ class LiveMonitor:
     def traffic_matrix(self, variant_col: str | None = None, freq: str = "D") -> TrafficMatrix:
         """Active and first-exposure distinct units per bin and variant, in one query."""
         bins = parse_freq(freq, self.tz)
-        return self._traffic(self._variant(variant_col), bins, self.until)
+        return fetch_matrix(self.source, self._variant(variant_col), bins, self.until, self.exact)[0]
 
     def get_binned_traffic(
         self, variant_col: str | None = None, freq: str = "D", count: str = "active"
@@ -188,10 +190,18 @@ class LiveMonitor:
             method: ``"seasonal"`` (the same bin in earlier days or weeks, scaled to the current level;
                 the default) or ``"zscore"`` (the seed's test against the preceding ``window`` bins).
         """
-        drop_tests.check_drop_method(method)
-        check_anomaly_parameters(window, z_threshold, drop_threshold)
-        matrix = self.traffic_matrix(variant_col, freq)
-        return judge_traffic_drop(matrix, method, window, z_threshold, drop_threshold)
+        settings = CheckSettings(
+            freq=freq,
+            tz=self.tz,
+            window=window,
+            z_threshold=z_threshold,
+            drop_threshold=drop_threshold,
+            drop_method=method,
+        )
+        matrix = self.traffic_matrix(variant_col, settings.freq)
+        return judge_traffic_drop(
+            matrix, settings.drop_method, settings.window, settings.z_threshold, settings.drop_threshold
+        )
 
     def check_live_srm(
         self,
@@ -214,19 +224,10 @@ class LiveMonitor:
         """
         check_alpha(alpha)
         check_gates(min_units, min_deviation)
-        assignment.check_ratio_values(expected_ratios)
+        design = Design(expected_ratios)
         column = self._variant(variant_col)
-        units = self.source.execute(
-            queries.units_per_variant(self.source, column, self.until), "the distinct units per variant"
-        )
-        units = units.sort_values("variant")
-        return chi_square_srm(
-            units["units"].to_numpy(),
-            expected_ratios,
-            tuple(units["variant"].tolist()),
-            alpha,
-            min_units,
-            min_deviation,
+        return live_srm(
+            self.source, column, self.until, design.expected_ratios, alpha, min_units, min_deviation
         )
 
     def check_anytime_srm(
@@ -257,9 +258,9 @@ class LiveMonitor:
         check_alpha(alpha)
         check_concentration(concentration)
         check_gates(min_units, min_deviation)
-        assignment.check_ratio_values(expected_ratios)
+        design = Design(expected_ratios)
         matrix = self.traffic_matrix(variant_col, freq)
-        return assignment.anytime(matrix, expected_ratios, alpha, concentration, min_units, min_deviation)
+        return anytime(matrix, design.expected_ratios, alpha, concentration, min_units, min_deviation)
 
     def check_sequential_srm(
         self,
@@ -276,11 +277,17 @@ class LiveMonitor:
         at the end of each ``freq`` bin.
         """
         check_sprt_parameters(target_treatment_ratio, delta, alpha)
-        shares = assignment.sprt_candidate_shares(target_treatment_ratio)
-        matrix, crossings = self._traffic_and_sprt(
-            self._variant(variant_col), parse_freq(freq, self.tz), self.until, shares, delta, alpha
+        matrix, crossings = fetch_matrix(
+            self.source,
+            self._variant(variant_col),
+            parse_freq(freq, self.tz),
+            self.until,
+            self.exact,
+            sprt_candidate_shares(target_treatment_ratio),
+            delta,
+            alpha,
         )
-        return assignment.sprt(matrix, crossings, target_treatment_ratio, delta, alpha)
+        return sprt(matrix, crossings, target_treatment_ratio, delta, alpha)
 
     def check_multiple_exposure(
         self, variant_col: str | None = None, max_share: float = 0.01
@@ -288,10 +295,10 @@ class LiveMonitor:
         """Units seen under more than one variant, in total and per pair of variants (one query).
 
         ``multiple_exposure_detected`` is ``share > max_share``. Such units still count once in each
-        of their variants in the traffic and SRM checks (see :mod:`xpyrment_sql.checks.assignment`).
+        of their variants in the traffic and SRM checks (see :mod:`xpyrment_sql.checks.srm`).
         """
-        max_share = assignment.check_max_share(max_share)
-        return assignment.multiple_exposure(self.source, self._variant(variant_col), self.until, max_share)
+        max_share = check_max_share(max_share)
+        return multiple_exposure(self.source, self._variant(variant_col), self.until, max_share)
 
     def check_srm_by(
         self,
@@ -305,7 +312,7 @@ class LiveMonitor:
 
         The overall test counts distinct units per variant (equal to :meth:`check_live_srm`); a segment
         column the variant decides (each segment holds one arm) is reported as post-assignment and not
-        tested. See :func:`xpyrment_sql.checks.assignment.srm_by_segment`.
+        tested. See :func:`xpyrment_sql.checks.segments.srm_by_segment`.
 
         Args:
             dimension_cols: Column(s) whose value combinations are the segments (low cardinality:
@@ -318,11 +325,11 @@ class LiveMonitor:
         """
         check_alpha(alpha)
         check_min_expected_units(min_expected_units)
-        assignment.check_ratio_values(expected_ratios)
+        design = Design(expected_ratios)
         column = self._variant(variant_col)
-        dimensions = assignment.check_dimension_cols(self.source, dimension_cols, column)
-        return assignment.srm_by_segment(
-            self.source, column, dimensions, self.until, expected_ratios, alpha, min_expected_units
+        dimensions = check_dimension_cols(self.source, dimension_cols, column)
+        return srm_by_segment(
+            self.source, column, dimensions, self.until, design.expected_ratios, alpha, min_expected_units
         )
 
     def run_telemetry_checks(
@@ -356,92 +363,32 @@ class LiveMonitor:
         (see :meth:`check_traffic_anomaly`; ``z_threshold=None`` is that method's default). Every
         check is evaluated at one instant, ``until`` as it stood when the run started.
         """
-        drop_tests.check_drop_method(drop_method)
-        check_anomaly_parameters(window, z_threshold, 0.5)
-        check_alpha(srm_alpha, "srm_alpha")
-        check_alpha(sequential_alpha, "sequential_alpha")
-        assignment.check_sequential_method(sequential_method)
-        check_concentration(concentration)
-        check_gates(min_units, min_deviation)
-        if max_multiple_exposure_share is not None:
-            assignment.check_max_share(max_multiple_exposure_share, "max_multiple_exposure_share")
-        assignment.check_ratio_values(expected_ratios)
-        column = self._variant(variant_col)
-        until = self.until
-        guarded = self._guardrails(guardrails, column, until) if guardrails else None
-        bins = parse_freq(freq, self.tz)
-        if sequential_method == "sprt":
-            shares = assignment.sprt_shares_for_ratios(expected_ratios)
-            matrix, crossings = self._traffic_and_sprt(
-                column, bins, until, shares, assignment.SPRT_DELTA, sequential_alpha
-            )
-        else:
-            matrix = self._traffic(column, bins, until)
-        anomaly = judge_traffic_drop(matrix, drop_method, window, z_threshold, 0.5)
-        live = chi_square_srm(
-            matrix.units, expected_ratios, matrix.variants, srm_alpha, min_units, min_deviation
+        settings = CheckSettings(
+            freq=freq,
+            tz=self.tz,
+            window=window,
+            z_threshold=z_threshold,
+            drop_method=drop_method,
+            srm_alpha=srm_alpha,
+            sequential_alpha=sequential_alpha,
+            sequential_method=sequential_method,
+            concentration=concentration,
+            min_units=min_units,
+            min_deviation=min_deviation,
+            max_multiple_exposure_share=max_multiple_exposure_share,
         )
-        if sequential_method == "anytime":
-            sequential: AnytimeSRMResult | SequentialSRMResult = assignment.anytime(
-                matrix, expected_ratios, sequential_alpha, concentration, min_units, min_deviation
-            )
-        else:
-            sequential = assignment.sprt_for_ratios(matrix, crossings, expected_ratios, sequential_alpha)
-        exposure = None
-        if max_multiple_exposure_share is not None:
-            exposure = assignment.multiple_exposure(self.source, column, until, max_multiple_exposure_share)
-
-        name = "anytime-valid" if sequential_method == "anytime" else "SPRT"
-        candidates = [
-            (
-                anomaly.anomaly_detected,
-                "TRAFFIC_DROP_ANOMALY",
-                f"Traffic dropout anomaly detected in the latest complete bin! {anomaly.message}",
-                anomaly,
-            ),
-            (
-                live.srm_detected,
-                "SRM_SHUTOFF_TRIGGERED",
-                f"Critical Sample Ratio Mismatch (SRM) detected! Shutoff triggered. {live.message}",
-                live,
-            ),
-            (
-                sequential.srm_detected,
-                "SEQUENTIAL_SRM_TRIGGERED",
-                f"Sequential {name} Sample Ratio Mismatch detected! Shutoff triggered. {sequential.message}",
-                sequential,
-            ),
-            (
-                exposure is not None and exposure.multiple_exposure_detected,
-                "MULTIPLE_EXPOSURE",
-                f"Units exposed to several variants! {exposure.message if exposure else ''}",
-                exposure,
-            ),
-        ]
-        candidates += [
-            (
-                True,
-                "GUARDRAIL_BREACH",
-                f"Guardrail breached!{' Shutoff triggered.' if breach.shutoff else ''} {breach.message}",
-                breach,
-            )
-            for breach in (guarded.breaches if guarded is not None else ())
-        ]
-        alerts = [(kind, message, payload) for fired, kind, message, payload in candidates if fired]
-        if live.srm_detected or sequential.srm_detected or (guarded and guarded.shutoff_required):
-            self.shutoff_triggered = True
-        dispatches = tuple(self._dispatch(kind, message, payload) for kind, message, payload in alerts)
-        return TelemetryReport(
-            shutoff_triggered=self.shutoff_triggered,
-            alerts_triggered=tuple(kind for kind, _, _ in alerts),
-            traffic_anomaly=anomaly,
-            cumulative_srm=live,
-            sequential_srm=sequential,
-            traffic=matrix,
-            dispatches=tuple(d for d in dispatches if d is not None),
-            multiple_exposure=exposure,
-            guardrails=guarded,
+        report = run_telemetry(
+            self.source,
+            self._variant(variant_col),
+            Design(expected_ratios),
+            settings,
+            self.until,
+            exact=self.exact,
+            guardrails=guardrails,
+            dispatcher=self.dispatcher,
         )
+        self.shutoff_triggered = self.shutoff_triggered or report.shutoff_triggered
+        return dataclasses.replace(report, shutoff_triggered=self.shutoff_triggered)
 
     def plot_traffic(
         self,
@@ -482,20 +429,26 @@ class LiveMonitor:
         charts.require_matplotlib()
         if path is not None:
             charts.check_figure_path(path)
-        drop_tests.check_drop_method(drop_method)
-        check_anomaly_parameters(window, z_threshold, drop_threshold)
+        settings = CheckSettings(
+            freq=freq,
+            tz=self.tz,
+            window=window,
+            z_threshold=z_threshold,
+            drop_threshold=drop_threshold,
+            drop_method=drop_method,
+        )
         check_alpha(alpha)
         check_concentration(concentration)
         if expected_ratios is not None:
-            assignment.check_ratio_values(expected_ratios)
-        matrix = self.traffic_matrix(variant_col, freq)
+            Design(expected_ratios)
+        matrix = self.traffic_matrix(variant_col, settings.freq)
         figure = charts.traffic_figure(
             matrix,
             expected_ratios,
-            window=window,
-            z_threshold=z_threshold,
-            drop_method=drop_method,
-            drop_threshold=drop_threshold,
+            window=settings.window,
+            z_threshold=settings.z_threshold,
+            drop_method=settings.drop_method,
+            drop_threshold=settings.drop_threshold,
             alpha=alpha,
             concentration=concentration,
         )
@@ -542,29 +495,15 @@ class LiveMonitor:
 
         Only reports: alerts and ``shutoff_triggered`` come from :meth:`run_telemetry_checks`.
         """
-        return self._guardrails(
-            guardrails, self._variant(variant_col), self.until, control, unit_col, covariate_col, alpha
-        )
-
-    def _guardrails(
-        self,
-        guardrails: Sequence[GuardrailMetric],
-        variant_col: str,
-        until: pd.Timestamp | None,
-        control: Any = None,
-        unit_col: str | None = None,
-        covariate_col: str | None = None,
-        alpha: float = 0.05,
-    ) -> GuardrailReport:
         return check_guardrails(
             self.source,
             guardrails,
-            variant_col,
+            self._variant(variant_col),
             control,
             self._unit(unit_col),
             covariate_col=covariate_col,
             alpha=alpha,
-            until=until,
+            until=self.until,
         )
 
     def _unit(self, unit_col: str | None) -> str:
@@ -576,67 +515,6 @@ class LiveMonitor:
         if variant_col is None:
             return self.source.variant_col
         return self.source.require_column(variant_col, "variant_col")
-
-    def _traffic(self, variant_col: str, bins: BinSpec, until: pd.Timestamp | None) -> TrafficMatrix:
-        counts = self._traffic_counts(variant_col, bins, until)
-        return traffic_matrix(counts, bins, variant_col, until)
-
-    def _traffic_and_sprt(
-        self,
-        variant_col: str,
-        bins: BinSpec,
-        until: pd.Timestamp | None,
-        shares: Sequence[float],
-        delta: float,
-        alpha: float,
-    ) -> tuple[TrafficMatrix, assignment.SprtCrossings | None]:
-        """The traffic matrix and, for two-arm shares, the SPRT's first crossings: one query."""
-        sprt = assignment.sprt_query(shares, delta, alpha)
-        purpose = (
-            "the traffic matrix with the SPRT's first crossing "
-            "(check_sequential_srm, or sequential_method='sprt')"
-        )
-        if sprt is not None:
-            self.source.require_window_functions(purpose)
-        counts = self._traffic_counts(variant_col, bins, until, sprt, purpose)
-        matrix = traffic_matrix(counts, bins, variant_col, until)
-        crossings = assignment.SprtCrossings.from_counts(counts, shares) if sprt is not None else None
-        return matrix, crossings
-
-    def _traffic_counts(
-        self,
-        variant_col: str,
-        bins: BinSpec,
-        until: pd.Timestamp | None,
-        sprt: queries.SprtSpec | None = None,
-        purpose: str = "the traffic matrix",
-    ) -> pd.DataFrame:
-        span = self.source.span
-        chunks = ((None, None),)
-        if span is not None and self.exact:
-            last = span.last if until is None else min(span.last, until)
-            chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
-        query = queries.traffic_counts(
-            self.source, variant_col, bins, until, chunks, self.exact, sprt, max_rows=MAX_MATRIX_CELLS
-        )
-        counts = self.source.execute(query, purpose)
-        if counts["bin"].isna().any():
-            raise DataError(
-                f"time_col={self.time_col!r} holds timestamps the backend cannot place in a bin "
-                "(infinity, or outside the range of epoch seconds); filter them out of the data"
-            )
-        if len(counts) > MAX_MATRIX_CELLS:
-            raise DataError(
-                f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
-                f"at freq={bins.freq!r}: check that variant_col={variant_col!r} holds the arms (not ids) "
-                "and time_col the exposure times, or use a larger freq"
-            )
-        return counts
-
-    def _dispatch(self, alert_type: str, message: str, payload: Any) -> DispatchOutcome | None:
-        if self.dispatcher is None:
-            return None
-        return self.dispatcher.dispatch(alert_type, message, payload)
 
 
 def _parse_until(until: Any) -> pd.Timestamp | str | None:

@@ -133,7 +133,7 @@ def test_timestamps_decades_apart_at_minute_bins_are_refused(steady):
 
 
 def test_a_variant_column_of_ids_is_refused_before_its_matrix_is_built(steady, monkeypatch):
-    monkeypatch.setattr("xpyrment_sql.monitor.MAX_MATRIX_CELLS", 1_000)
+    monkeypatch.setattr("xpyrment_sql.checks.traffic.MAX_MATRIX_CELLS", 1_000)
     log = steady.assign(user=steady.unit_id)
     ids = xs.LiveMonitor(log, time_col="ts", unit_col="user", variant_col="unit_id")
     with pytest.raises(DataError, match=r"more than 1,000 non-empty .* variant_col='unit_id'"):

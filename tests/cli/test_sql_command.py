@@ -14,7 +14,7 @@ from xpyrment_sql.queries.sql import DIALECTS
 
 from backends import TABLE
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 EXAMPLE = ["--table", "exposures", "--time-col", "ts", "--freq", "h"]
 EXAMPLE_COLUMNS = ["--segment-col", "platform", "--metric-col", "load_ms"]
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from xpyrment_sql.queries.sql import DIALECTS, check_queries, example_source
+from xpyrment_sql.checks.plans import check_queries
+from xpyrment_sql.queries.sql import DIALECTS, example_source
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

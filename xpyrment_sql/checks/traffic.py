@@ -1,8 +1,10 @@
-"""Assembling the bins x variants traffic matrix from the long counts the backend returns.
+"""The traffic matrix check: one query for distinct units per bin and variant, placed on the full grid.
 
-The backend returns one row per non-empty (bin key, variant); this module places them on the full
-grid of consecutive bin keys, so bins without traffic appear as zeros instead of vanishing, and marks
-whether the last bin is complete at the evaluation instant.
+:func:`matrix_query` plans the query (time chunks from the source's span, a row cap, and, for the seed's
+SPRT, the window that finds its first crossing); :func:`fetch_matrix` runs it through
+``Source.execute`` and places the one row per non-empty (bin key, variant) the backend returns on the
+full grid of consecutive bin keys, so bins without traffic appear as zeros instead of vanishing, and
+marks whether the last bin is complete at the evaluation instant.
 
 Live semantics: the evaluation instant is ``until`` when one is given, else the latest exposure. A
 bin is complete when the instant is at or past its end. With ``until``, the bins run up to the one
@@ -13,12 +15,18 @@ that bin's end, so it is always unfinished.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from xpyrment_sql.bins import BinSpec, as_utc
+from xpyrment_sql import queries
+from xpyrment_sql.bins import BinSpec, as_utc, time_chunks
+from xpyrment_sql.checks.srm import SprtCrossings, sprt_query
 from xpyrment_sql.errors import DataError
 from xpyrment_sql.results import TrafficMatrix, frozen_array
+from xpyrment_sql.source import Source
 
 MAX_MATRIX_CELLS = 5_000_000
 """Largest bins x variants matrix built (two int64 matrices of 40 MB each). Past it, a wrong column
@@ -113,3 +121,67 @@ def check_matrix_size(shape: tuple[int, int], bins: BinSpec, first: int, last: i
         f"{bin_start(bins, first)} to {bin_start(bins, last)}. Check that time_col and variant_col are "
         "the right columns (and that no timestamps lie far in the past or future), or use a larger freq"
     )
+
+
+def matrix_query(
+    source: Source,
+    variant_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    exact: bool = True,
+    sprt: queries.SprtSpec | None = None,
+) -> ir.Table:
+    """The traffic matrix query, exactly as it runs (and as ``xpyrment-sql sql`` prints it).
+
+    On a Parquet log whose span is known from its footers, exact active counts deduplicate one time
+    chunk at a time (``bins.time_chunks``); at most ``MAX_MATRIX_CELLS + 1`` rows come back.
+    """
+    chunks: Sequence[tuple[pd.Timestamp | None, pd.Timestamp | None]] = ((None, None),)
+    span = source.span
+    if span is not None and exact:
+        last = span.last if until is None else min(span.last, until)
+        chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
+    return queries.traffic_counts(
+        source, variant_col, bins, until, chunks, exact, sprt, max_rows=MAX_MATRIX_CELLS
+    )
+
+
+def fetch_matrix(
+    source: Source,
+    variant_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    exact: bool = True,
+    sprt_shares: Sequence[float] = (),
+    sprt_delta: float = 0.02,
+    sprt_alpha: float = 0.01,
+) -> tuple[TrafficMatrix, SprtCrossings | None]:
+    """The traffic matrix and, given two-arm ``sprt_shares``, the SPRT's first crossings: one query.
+
+    Raises:
+        DataError: timestamps that cannot be binned, or a matrix past :data:`MAX_MATRIX_CELLS`.
+        BackendError: the SPRT's window on a backend without window functions.
+    """
+    sprt = sprt_query(sprt_shares, sprt_delta, sprt_alpha)
+    purpose = "the traffic matrix"
+    if sprt is not None:
+        purpose = (
+            "the traffic matrix with the SPRT's first crossing "
+            "(check_sequential_srm, or sequential_method='sprt')"
+        )
+        source.require_window_functions(purpose)
+    counts = source.execute(matrix_query(source, variant_col, bins, until, exact, sprt), purpose)
+    if counts["bin"].isna().any():
+        raise DataError(
+            f"time_col={source.time_col!r} holds timestamps the backend cannot place in a bin "
+            "(infinity, or outside the range of epoch seconds); filter them out of the data"
+        )
+    if len(counts) > MAX_MATRIX_CELLS:
+        raise DataError(
+            f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
+            f"at freq={bins.freq!r}: check that variant_col={variant_col!r} holds the arms (not ids) "
+            "and time_col the exposure times, or use a larger freq"
+        )
+    matrix = traffic_matrix(counts, bins, variant_col, until)
+    crossings = SprtCrossings.from_counts(counts, sprt_shares) if sprt is not None else None
+    return matrix, crossings

@@ -7,23 +7,12 @@ up in review.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
 
-from xpyrment_sql import queries
-from xpyrment_sql.bins import parse_freq
-from xpyrment_sql.checks.assignment import (
-    SPRT_DELTA,
-    Ratios,
-    check_ratio_values,
-    sprt_query,
-    sprt_shares_for_ratios,
-)
-from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.source import Source, open_source
 
 DIALECTS = (
@@ -78,72 +67,12 @@ def named_source(
     return open_source(unbound, time_col=time_col, unit_col=unit_col, variant_col=variant_col)
 
 
-def check_queries(
-    source: Source,
-    dialect: str,
-    freq: str = "D",
-    expected_ratios: Ratios = (1, 1),
-    segment_cols: Sequence[str] | None = None,
-    metric_cols: Sequence[str] | None = None,
-    tz: str | None = None,
-) -> dict[str, str]:
-    """Every query the checks can send for ``source``, as SQL text headed by the check it serves.
-
-    Args:
-        source: The table (bound or not: nothing is executed).
-        dialect: Any SQL dialect Ibis compiles to (``duckdb``, ``postgres``, ``bigquery``, ...).
-        freq: Bin size of the traffic matrix.
-        expected_ratios: Designed split; with two arms its shares are the SPRT's candidate ``p0``
-            values (an even split needs one crossing column, an uneven one two).
-        segment_cols: Columns for the ``check_srm_by`` query; default the example's ``platform``
-            when the source has it.
-        metric_cols: Columns for the metrics query (one mean metric each); default the example's
-            ``load_ms`` when the source has it.
-        tz: Time zone whose local midnight starts day and week bins, as ``LiveMonitor(tz=...)``.
+def compile_plan(plan: Mapping[str, tuple[str, ir.Table]], dialect: str) -> dict[str, str]:
+    """``{name: (purpose, expression)}`` as SQL text for ``dialect``, each query headed by its purpose.
 
     Raises:
-        ParameterError: an unknown dialect or bad ratios.
+        ParameterError: ``dialect`` is not one Ibis compiles to (or needs a backend not installed).
     """
-    variant = source.variant_col
-    bins = parse_freq(freq, tz)
-    check_ratio_values(expected_ratios)
-    shares = sprt_shares_for_ratios(expected_ratios) or (0.5,)
-    if segment_cols is None:
-        segment_cols = ["platform"] if "platform" in source.schema else []
-    if metric_cols is None:
-        metric_cols = ["load_ms"] if "load_ms" in source.schema else []
-    plan = {
-        "traffic_matrix": (
-            "traffic matrix: active and first-exposure units per bin and variant "
-            "(traffic anomaly, chi-square and anytime-valid SRM)",
-            queries.traffic_counts(source, variant, bins, max_rows=MAX_MATRIX_CELLS),
-        ),
-        "multiple_exposure": (
-            "units seen under more than one variant (MULTIPLE_EXPOSURE)",
-            queries.multiple_exposure_counts(source, variant),
-        ),
-        "units_per_variant": (
-            "distinct units per variant (check_live_srm on its own)",
-            queries.units_per_variant(source, variant),
-        ),
-        "traffic_matrix_sprt": (
-            "traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', "
-            "check_sequential_srm)",
-            queries.traffic_counts(
-                source, variant, bins, sprt=sprt_query(shares, SPRT_DELTA, 0.01), max_rows=MAX_MATRIX_CELLS
-            ),
-        ),
-    }
-    if segment_cols:
-        plan["srm_by_segment"] = (
-            "distinct units per segment and variant, and per variant overall (check_srm_by)",
-            queries.segment_units(source, variant, list(segment_cols)),
-        )
-    if metric_cols:
-        plan["metric_moments"] = (
-            "per-variant moments of every metric (calculate_metrics, guardrails)",
-            variant_moments(source, variant, [MomentSpec(column) for column in metric_cols], source.unit_col),
-        )
     _register_dialect(dialect)
     return {name: f"-- {purpose}\n{_compile(expr, dialect)};\n" for name, (purpose, expr) in plan.items()}
 

@@ -1,13 +1,14 @@
-"""Checks that units reach the variants as designed: sequential SRM, multiple exposure, SRM per segment.
+"""Sample ratio mismatch on the whole experiment: chi-square on distinct units, the anytime-valid
+mixture test and the seed's two-arm SPRT.
 
-Each function runs at most the queries it needs (built in ``queries``), hands the small result to a
-pure function in ``stats/`` and returns a record; :class:`~xpyrment_sql.monitor.LiveMonitor`'s methods
-are thin wrappers around them.
+The chi-square test reads distinct units per variant, from its own ``COUNT(DISTINCT)`` query or from a
+traffic matrix already fetched (its last cumulative row). The sequential tests need nothing beyond the
+traffic matrix: the anytime test reads its cumulative rows, and the SPRT's exact first crossing comes
+back with the matrix query (:class:`SprtCrossings`).
 
-A unit seen under two variants counts once in each variant's traffic and SRM counts, and the SPRT
-sequence holds each (variant, unit) pair at its first exposure. Those units are not dropped: a
-leak from one arm into another is itself a randomisation failure, and the SRM checks should still
-see the extra units it adds to the receiving arm. :func:`multiple_exposure` reports how many there are.
+A unit seen under two variants counts once in each variant's counts, and the SPRT sequence holds each
+(variant, unit) pair at its first exposure: a leak from one arm into another is itself a randomisation
+failure, and these tests should see the units it adds to the receiving arm.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ import numpy as np
 import pandas as pd
 
 from xpyrment_sql import queries
-from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import (
     AnytimeSRMResult,
-    MultipleExposureResult,
-    SegmentSRMResult,
+    LiveSRMResult,
     SequentialSRMResult,
     TrafficMatrix,
     frozen_array,
 )
+from xpyrment_sql.settings import Ratios
 from xpyrment_sql.source import Source
-from xpyrment_sql.stats.segment_srm import segment_srm
 from xpyrment_sql.stats.srm import (
     anytime_srm,
+    chi_square_srm,
     expected_shares,
     find_control,
     sprt_coefficients,
@@ -42,37 +42,38 @@ from xpyrment_sql.stats.srm import (
 
 logger = logging.getLogger(__name__)
 
-Ratios = Sequence[float] | Mapping[Any, float]
-SEQUENTIAL_METHODS = ("anytime", "sprt")
+
+def live_srm(
+    source: Source,
+    variant_col: str,
+    until: pd.Timestamp | None,
+    expected_ratios: Ratios,
+    alpha: float,
+    min_units: int = 0,
+    min_deviation: float = 0.0,
+) -> LiveSRMResult:
+    """Chi-square on distinct units per variant, from one ``COUNT(DISTINCT)`` query."""
+    query = queries.units_per_variant(source, variant_col, until)
+    units = source.execute(query, "the distinct units per variant").sort_values("variant")
+    return chi_square_srm(
+        units["units"].to_numpy(),
+        expected_ratios,
+        tuple(units["variant"].tolist()),
+        alpha,
+        min_units,
+        min_deviation,
+    )
 
 
-def check_ratio_values(expected_ratios: Ratios) -> None:
-    """Reject non-positive ratios before any query runs (alignment is checked against the data)."""
-    values = expected_ratios.values() if isinstance(expected_ratios, Mapping) else expected_ratios
-    try:
-        numbers = np.asarray(list(values), dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(
-            f"expected_ratios must be a list of numbers or a dict {{variant: ratio}}; got {expected_ratios!r}"
-        ) from exc
-    if numbers.size == 0 or not np.all(np.isfinite(numbers)) or np.any(numbers <= 0):
-        raise ParameterError(f"expected_ratios must be positive numbers; got {expected_ratios!r}")
-
-
-def check_sequential_method(method: str) -> str:
-    """Return ``method`` if it names a sequential SRM test."""
-    if method not in SEQUENTIAL_METHODS:
-        raise ParameterError(f"sequential_method={method!r} must be 'anytime' or 'sprt'")
-    return method
-
-
-def check_max_share(max_share: float, name: str = "max_share") -> float:
-    """Return ``max_share`` if it lies strictly between 0 and 1."""
-    if isinstance(max_share, bool) or not (
-        isinstance(max_share, (int, float, np.number)) and 0 < max_share < 1
-    ):
-        raise ParameterError(f"{name}={max_share!r} must be a share between 0 and 1 (exclusive)")
-    return float(max_share)
+def live_srm_from_matrix(
+    matrix: TrafficMatrix,
+    expected_ratios: Ratios,
+    alpha: float,
+    min_units: int = 0,
+    min_deviation: float = 0.0,
+) -> LiveSRMResult:
+    """The same chi-square test on the matrix's distinct units per variant (no query of its own)."""
+    return chi_square_srm(matrix.units, expected_ratios, matrix.variants, alpha, min_units, min_deviation)
 
 
 def anytime(
@@ -240,111 +241,3 @@ def sprt(
         delta=delta,
         alpha=alpha,
     )
-
-
-def multiple_exposure(
-    source: Source, variant_col: str, until: pd.Timestamp | None, max_share: float
-) -> MultipleExposureResult:
-    """Units seen under more than one variant, per pair of variants (one grouped query).
-
-    ``share = multiple_units / units``; the check fires when ``share > max_share``.
-    """
-    query = queries.multiple_exposure_counts(source, variant_col, until)
-    frame = source.execute(query, "the multiple-exposure query (check_multiple_exposure)")
-    units = int(frame["units"].iloc[0])
-    multiple = int(frame["multiple"].fillna(0).iloc[0])
-    pairs = frame.dropna(subset=["pair_units"])
-    pairs = pd.DataFrame(
-        {
-            "first_variant": pairs["first_variant"].tolist(),
-            "second_variant": pairs["second_variant"].tolist(),
-            "units": pairs["pair_units"].to_numpy(dtype=np.int64),
-        }
-    )
-    pairs = pairs.sort_values(["units", "first_variant"], ascending=[False, True], kind="stable")
-    pairs = pairs.reset_index(drop=True)
-    share = multiple / units if units else 0.0
-    detected = share > max_share
-    head = (
-        f"{multiple:,} of {units:,} units ({share:.2%}) were seen under more than one variant"
-        f"{', above' if detected else ', within'} max_share={max_share:.2%}."
-    )
-    shown = "; ".join(
-        f"{r.first_variant} & {r.second_variant}: {r.units:,}" for r in pairs.head(3).itertuples()
-    )
-    return MultipleExposureResult(
-        multiple_exposure_detected=detected,
-        message=f"{head} Units shared per pair: {shown}." if shown else head,
-        units=units,
-        multiple_units=multiple,
-        share=share,
-        max_share=max_share,
-        pairs=pairs,
-    )
-
-
-def srm_by_segment(
-    source: Source,
-    variant_col: str,
-    dimension_cols: Sequence[str],
-    until: pd.Timestamp | None,
-    expected_ratios: Ratios,
-    alpha: float,
-    min_expected_units: float,
-) -> SegmentSRMResult:
-    """Distinct units per segment, per dimension and overall from one query (``queries.segment_units``),
-    tested by ``stats.segment_srm``: the overall test is ``check_live_srm``'s."""
-    query = queries.segment_units(source, variant_col, dimension_cols, until)
-    frame = source.execute(query, "the per-segment units query (check_srm_by)")
-    names = [f"dim{i}" for i in range(len(dimension_cols))]
-    variants = tuple(sorted(pd.unique(frame["variant"]).tolist()))
-    table = _units_by(frame[frame["part"] == "segment"], names, variants)
-    segments = [key if isinstance(key, tuple) else (key,) for key in table.index]
-    segments = [tuple(None if pd.isna(v) else v for v in key) for key in segments]
-    overall = _units_by(frame[frame["part"] == "overall"], [], variants)
-    per_dimension = None
-    if len(names) > 1:
-        per_dimension = {
-            column: _units_by(frame[frame["part"] == name], [name], variants).to_numpy(dtype=float)
-            for name, column in zip(names, dimension_cols, strict=True)
-        }
-    return segment_srm(
-        table.to_numpy(dtype=float),
-        segments,
-        dimension_cols,
-        variants,
-        expected_ratios,
-        alpha,
-        min_expected_units,
-        overall_units=overall.to_numpy(dtype=float).sum(axis=0),
-        dimension_counts=per_dimension,
-    )
-
-
-def _units_by(frame: pd.DataFrame, keys: Sequence[str], variants: Sequence[Any]) -> pd.DataFrame:
-    """``units`` as a ``keys x variants`` table (one row when ``keys`` is empty); absent cells are 0."""
-    if keys:
-        table = frame.groupby([*keys, "variant"], dropna=False)["units"].sum()
-        table = table.unstack("variant", fill_value=0)
-    else:
-        table = frame.groupby("variant")["units"].sum().to_frame().T
-    return table.reindex(columns=list(variants), fill_value=0)
-
-
-def check_dimension_cols(
-    source: Source, dimension_cols: str | Sequence[str], variant_col: str
-) -> tuple[str, ...]:
-    """The dimension columns as a tuple, each a column of the data other than the variant and unit."""
-    columns = (dimension_cols,) if isinstance(dimension_cols, str) else tuple(dimension_cols)
-    if not columns:
-        raise ParameterError("dimension_cols must name at least one column to segment by")
-    for column in columns:
-        source.require_column(column, "dimension_cols")
-        if column in (variant_col, source.unit_col):
-            raise ParameterError(
-                f"dimension_cols={column!r} is the {'variant' if column == variant_col else 'unit'} "
-                "column; segment by another column (e.g. platform or app version)"
-            )
-    if len(set(columns)) != len(columns):
-        raise ParameterError(f"dimension_cols={list(columns)!r} names a column twice")
-    return columns

@@ -1,0 +1,86 @@
+"""The queries each check sends, by name: the plan ``xpyrment-sql sql`` prints for any dialect.
+
+Every entry is built by the same function the check runs (``checks.traffic.matrix_query``,
+``queries.multiple_exposure_counts``, ...), so the printed SQL is the SQL that runs; only the
+compilation to a dialect happens in :mod:`xpyrment_sql.queries.sql`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xpyrment_sql import queries
+from xpyrment_sql.bins import parse_freq
+from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
+from xpyrment_sql.checks.traffic import matrix_query
+from xpyrment_sql.queries.moments import MomentSpec, variant_moments
+from xpyrment_sql.queries.sql import compile_plan
+from xpyrment_sql.settings import Ratios, check_ratio_values
+from xpyrment_sql.source import Source
+
+
+def check_queries(
+    source: Source,
+    dialect: str,
+    freq: str = "D",
+    expected_ratios: Ratios = (1, 1),
+    segment_cols: Sequence[str] | None = None,
+    metric_cols: Sequence[str] | None = None,
+    tz: str | None = None,
+) -> dict[str, str]:
+    """Every query the checks can send for ``source``, as SQL text headed by the check it serves.
+
+    Args:
+        source: The table (bound or not: nothing is executed).
+        dialect: Any SQL dialect Ibis compiles to (``duckdb``, ``postgres``, ``bigquery``, ...).
+        freq: Bin size of the traffic matrix.
+        expected_ratios: Designed split; with two arms its shares are the SPRT's candidate ``p0``
+            values (an even split needs one crossing column, an uneven one two).
+        segment_cols: Columns for the ``check_srm_by`` query; default the example's ``platform``
+            when the source has it.
+        metric_cols: Columns for the metrics query (one mean metric each); default the example's
+            ``load_ms`` when the source has it.
+        tz: Time zone whose local midnight starts day and week bins, as ``LiveMonitor(tz=...)``.
+
+    Raises:
+        ParameterError: an unknown dialect or bad ratios.
+    """
+    variant = source.variant_col
+    bins = parse_freq(freq, tz)
+    check_ratio_values(expected_ratios)
+    shares = sprt_shares_for_ratios(expected_ratios) or (0.5,)
+    if segment_cols is None:
+        segment_cols = ["platform"] if "platform" in source.schema else []
+    if metric_cols is None:
+        metric_cols = ["load_ms"] if "load_ms" in source.schema else []
+    plan = {
+        "traffic_matrix": (
+            "traffic matrix: active and first-exposure units per bin and variant "
+            "(traffic anomaly, chi-square and anytime-valid SRM)",
+            matrix_query(source, variant, bins, None),
+        ),
+        "multiple_exposure": (
+            "units seen under more than one variant (MULTIPLE_EXPOSURE)",
+            queries.multiple_exposure_counts(source, variant),
+        ),
+        "units_per_variant": (
+            "distinct units per variant (check_live_srm on its own)",
+            queries.units_per_variant(source, variant),
+        ),
+        "traffic_matrix_sprt": (
+            "traffic matrix with the two-arm SPRT's first crossing (sequential_method='sprt', "
+            "check_sequential_srm)",
+            matrix_query(source, variant, bins, None, sprt=sprt_query(shares, SPRT_DELTA, 0.01)),
+        ),
+    }
+    if segment_cols:
+        plan["srm_by_segment"] = (
+            "distinct units per segment and variant, and per variant overall (check_srm_by)",
+            queries.segment_units(source, variant, list(segment_cols)),
+        )
+    if metric_cols:
+        plan["metric_moments"] = (
+            "per-variant moments of every metric (calculate_metrics, guardrails)",
+            variant_moments(source, variant, [MomentSpec(column) for column in metric_cols], source.unit_col),
+        )
+    return compile_plan(plan, dialect)

@@ -1,0 +1,100 @@
+"""Every health check at once, from one plan: what ``LiveMonitor.run_telemetry_checks`` runs.
+
+At most three queries reach the backend: the guardrails' metric moments (only with guardrails), the
+traffic matrix (from which the drop test, the chi-square and the sequential SRM tests are all
+computed; for the seed's SPRT the same query also finds its first crossing) and the
+multiple-exposure counts (skipped with ``max_multiple_exposure_share=None``). The alerts follow
+:mod:`xpyrment_sql.alerts.rules` and go to the dispatcher, if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
+from xpyrment_sql.alerts.rules import shutoff_required, telemetry_alerts
+from xpyrment_sql.checks.drops import judge_traffic_drop
+from xpyrment_sql.checks.exposure import multiple_exposure
+from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.srm import (
+    SPRT_DELTA,
+    anytime,
+    live_srm_from_matrix,
+    sprt_for_ratios,
+    sprt_shares_for_ratios,
+)
+from xpyrment_sql.checks.traffic import fetch_matrix
+from xpyrment_sql.results import AnytimeSRMResult, SequentialSRMResult, TelemetryReport
+from xpyrment_sql.settings import CheckSettings, Design
+from xpyrment_sql.source import Source
+
+
+def run_telemetry(
+    source: Source,
+    variant_col: str,
+    design: Design,
+    settings: CheckSettings,
+    until: pd.Timestamp | None,
+    *,
+    exact: bool = True,
+    guardrails: Sequence[GuardrailMetric] = (),
+    dispatcher: WebhookAlertDispatcher | None = None,
+) -> TelemetryReport:
+    """Run every check at the evaluation instant ``until``, raise and dispatch the alerts.
+
+    ``shutoff_triggered`` in the record is this run's verdict; the monitor keeps it sticky.
+    """
+    guarded = None
+    if guardrails:
+        guarded = check_guardrails(
+            source, guardrails, variant_col, design.control, source.unit_col, until=until
+        )
+    sprt = settings.sequential_method == "sprt"
+    matrix, crossings = fetch_matrix(
+        source,
+        variant_col,
+        settings.bins,
+        until,
+        exact,
+        sprt_shares_for_ratios(design.expected_ratios) if sprt else (),
+        SPRT_DELTA,
+        settings.sequential_alpha,
+    )
+    anomaly = judge_traffic_drop(
+        matrix, settings.drop_method, settings.window, settings.z_threshold, settings.drop_threshold
+    )
+    live = live_srm_from_matrix(
+        matrix, design.expected_ratios, settings.srm_alpha, settings.min_units, settings.min_deviation
+    )
+    sequential: AnytimeSRMResult | SequentialSRMResult
+    if sprt:
+        sequential = sprt_for_ratios(matrix, crossings, design.expected_ratios, settings.sequential_alpha)
+    else:
+        sequential = anytime(
+            matrix,
+            design.expected_ratios,
+            settings.sequential_alpha,
+            settings.concentration,
+            settings.min_units,
+            settings.min_deviation,
+        )
+    exposure = None
+    if settings.max_multiple_exposure_share is not None:
+        exposure = multiple_exposure(source, variant_col, until, settings.max_multiple_exposure_share)
+    alerts = telemetry_alerts(anomaly, live, sequential, exposure, guarded)
+    dispatches = ()
+    if dispatcher is not None:
+        dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in alerts)
+    return TelemetryReport(
+        shutoff_triggered=shutoff_required(alerts),
+        alerts_triggered=tuple(alert.kind.value for alert in alerts),
+        traffic_anomaly=anomaly,
+        cumulative_srm=live,
+        sequential_srm=sequential,
+        traffic=matrix,
+        dispatches=dispatches,
+        multiple_exposure=exposure,
+        guardrails=guarded,
+    )
