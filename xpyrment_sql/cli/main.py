@@ -33,11 +33,12 @@ from typing import TextIO
 from xpyrment_sql.alerts.dispatcher import DEFAULT_TIMEOUT, WebhookAlertDispatcher
 from xpyrment_sql.checks.guardrails import DIRECTIONS, GuardrailMetric
 from xpyrment_sql.checks.metrics import MeanMetric, Metric, ProportionMetric, RatioMetric
+from xpyrment_sql.checks.plans import check_queries
 from xpyrment_sql.cli.progress import ProgressIndicator
 from xpyrment_sql.errors import ParameterError, XpyrmentError
 from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.queries.log import recording_sql
-from xpyrment_sql.queries.sql import check_queries, named_source
+from xpyrment_sql.queries.sql import named_source
 from xpyrment_sql.reporting.content import MonitoringReport, run_report
 from xpyrment_sql.reporting.formats import report_format, write_report
 from xpyrment_sql.reporting.text import format_run

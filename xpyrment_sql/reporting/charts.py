@@ -46,7 +46,7 @@ from xpyrment_sql.stats.srm import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from xpyrment_sql.checks.assignment import Ratios
+    from xpyrment_sql.settings import Ratios
 
 FORMATS = {".png": "png", ".svg": "svg"}
 BAND_WIDTH = 3.0

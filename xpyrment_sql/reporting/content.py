@@ -27,11 +27,11 @@ from xpyrment_sql.results import Result, SegmentSRMResult, TelemetryReport
 from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION
 
 if TYPE_CHECKING:
-    from xpyrment_sql.checks.assignment import Ratios
     from xpyrment_sql.checks.guardrails import GuardrailMetric
     from xpyrment_sql.checks.metrics import Metric
     from xpyrment_sql.monitor import LiveMonitor
     from xpyrment_sql.results.metrics import GuardrailReport, MetricsReport
+    from xpyrment_sql.settings import Ratios
 
 TRAFFIC_ROWS = 48
 """Bins shown in the traffic table (the most recent ones)."""
