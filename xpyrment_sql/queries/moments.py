@@ -44,7 +44,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from xpyrment_sql.queries import before
+from xpyrment_sql.queries.rows import before
 from xpyrment_sql.source import Source
 
 VARIANT = "variant"
