@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli.main import main, parse_guardrail, parse_metric, parse_ratios
+from xpyrment_sql.cli.main import main
+from xpyrment_sql.cli.options import parse_guardrail, parse_metric, parse_ratios
 from xpyrment_sql.errors import ParameterError
 
 from conftest import make_log

@@ -1,4 +1,4 @@
-"""The shareable report: content, formats, no extra query, hostile names escaped, the bin in progress marked,
+"""The shareable report: its sections, HTML and Markdown, hostile names escaped, the bin in progress marked,
 and the HTML opened in headless Chromium."""
 
 from __future__ import annotations
@@ -8,20 +8,18 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
-from xpyrment_sql.cli.main import main
+from xpyrment_sql.cli.run import run_report
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.reporting import text as report
-from xpyrment_sql.reporting.content import report_sections, run_report
-from xpyrment_sql.reporting.formats import render_html, render_markdown, write_report
+from xpyrment_sql.reporting.documents import render_html, render_markdown, write_report
+from xpyrment_sql.reporting.sections import report_sections
 from xpyrment_sql.synthetic import write_exposure_log
 
 from conftest import make_log
@@ -85,22 +83,6 @@ def test_the_html_holds_every_section_and_references_nothing_outside(run):
     assert run.started_at.isoformat(timespec="seconds") in page
 
 
-def test_the_report_costs_no_query_beyond_the_checks(broken_log, query_log):
-    xs.LiveMonitor(broken_log, time_col="ts").run_telemetry_checks([1, 1], freq="h", guardrails=_guardrails())
-    checks_alone = list(query_log)
-    monitor = xs.LiveMonitor(broken_log, time_col="ts")
-    query_log.clear()
-    report = run_report(monitor, [1, 1], source_name="x", freq="h", guardrails=_guardrails())
-    assert len(checks_alone) == 4, "span, guardrail moments, traffic matrix, multiple exposure"
-    assert _tables_renamed(query_log) == _tables_renamed(checks_alone[1:]), "an outer verbose log sees them"
-    assert list(report.statements) == query_log, "the SQL section holds exactly what ran"
-
-
-def _tables_renamed(statements):
-    """The statements with each monitor's generated Parquet view name replaced by one placeholder."""
-    return [re.sub(r"ibis_read_parquet_\w+", "LOG", sql) for sql in statements]
-
-
 def test_the_sql_section_names_each_statement_by_its_check(run):
     sections = {section.heading: section for section in report_sections(run)}
     titles = [block.title for block in sections["SQL that ran"].blocks]
@@ -109,7 +91,7 @@ def test_the_sql_section_names_each_statement_by_its_check(run):
         "2. traffic matrix (anomaly, chi-square and anytime-valid SRM)",
         "3. multiple exposure",
     ]
-    assert sections["SQL that ran"].blocks[1].text == run.statements[1]
+    assert sections["SQL that ran"].blocks[1].text == run.statements[1].sql
 
 
 def test_srm_numbers_match_the_raw_log(run, broken_log):
@@ -138,31 +120,6 @@ def test_unknown_report_formats_are_rejected(run, tmp_path, path, chosen, words)
     with pytest.raises(ParameterError) as info:
         write_report(run, tmp_path / path, chosen)
     assert words in str(info.value)
-
-
-def test_without_matplotlib_the_report_says_how_to_get_the_chart(broken_log, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    report = run_report(xs.LiveMonitor(broken_log, time_col="ts"), [1, 1], source_name="x", freq="h")
-    assert report.chart_png is None
-    assert "pip install matplotlib" in html.unescape(render_html(report))
-
-
-def test_report_command_writes_html_and_markdown(broken_log, tmp_path, capsys):
-    out = tmp_path / "report.html"
-    args = ["report", broken_log, "--time-col", "ts", "--ratios", "1,1"]
-    code = main([*args, "--freq", "h", "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert code == 1, "an alert fired"
-    assert f"report: {out.resolve()}" in printed
-    page = out.read_text()
-    assert "<h2>SQL that ran</h2>" in page
-    assert "<h1>Experiment monitoring report: broken.parquet (duckdb)</h1>" in page, "the file's name"
-    assert str(Path(broken_log).parent) not in page, "no temporary path in a shared report"
-    md = tmp_path / "ticket.txt"
-    assert main([*args, "--out", str(md), "--format", "md"]) == 1
-    assert md.read_text().startswith("# Experiment monitoring report")
-    assert main([*args, "--out", "r.pdf"]) == 2
-    assert "path='r.pdf'" in capsys.readouterr().err
 
 
 HOSTILE_SOURCE = "<script>alert('source')</script> | `tick` *star*\n# heading"

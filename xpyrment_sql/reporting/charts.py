@@ -164,6 +164,39 @@ def figure_bytes(figure: Figure, image_format: str = "png") -> bytes:
     return buffer.getvalue()
 
 
+def traffic_png(
+    matrix: TrafficMatrix,
+    expected_ratios: Ratios,
+    *,
+    window: int = 7,
+    z_threshold: float | None = None,
+    drop_method: str = "seasonal",
+    alpha: float = 0.01,
+    concentration: float = DEFAULT_CONCENTRATION,
+) -> tuple[bytes | None, str]:
+    """The report's chart of ``matrix`` as PNG bytes with ``""``, or ``None`` with the reason there is none.
+
+    A report is still worth writing without its chart: a log with no exposures, or a Python without
+    matplotlib, gives a sentence the report shows in the chart's place instead of an error. The
+    arguments are those of :func:`traffic_figure`.
+    """
+    if not matrix.variants:
+        return None, "No exposures: nothing to chart."
+    try:
+        figure = traffic_figure(
+            matrix,
+            expected_ratios,
+            window=window,
+            z_threshold=z_threshold,
+            drop_method=drop_method,
+            alpha=alpha,
+            concentration=concentration,
+        )
+    except ImportError as exc:
+        return None, f"No chart: {exc}."
+    return figure_bytes(figure, "png"), ""
+
+
 def _bin_times(bins: pd.DatetimeIndex) -> np.ndarray:
     """Bin starts as naive datetimes in the bins' own zone (local labels for local bins)."""
     naive = bins.tz_localize(None) if bins.tz is not None else bins

@@ -1,7 +1,10 @@
-"""Plain-text rendering of a :class:`~xpyrment_sql.results.TelemetryReport` for terminals and logs.
+"""Plain text for terminals and logs: the summary ``xpyrment-sql check`` prints, and the phrases it shares.
 
-The pieces (check verdicts, the judged bin, the traffic summary, the outcome) are shared with the HTML
-and Markdown report in :mod:`xpyrment_sql.reporting.formats`, so every format says the same thing.
+:func:`format_report` (of a :class:`~xpyrment_sql.results.TelemetryReport`) and :func:`format_run` (of a
+:class:`~xpyrment_sql.reporting.records.MonitoringReport`) give the summary. The pieces they are built
+from (the check verdicts, the judged bin, the traffic summary, the outcome, display numbers) are also
+the sentences of the HTML and Markdown report (:mod:`xpyrment_sql.reporting.sections`), so every format
+says the same thing.
 
 One vocabulary: "units" are distinct units. A variant's units are the distinct units seen under it;
 totals summed over variants count a unit seen under two variants twice, so they are called
@@ -19,7 +22,7 @@ import pandas as pd
 from xpyrment_sql.results import AnytimeSRMResult, SegmentSRMResult, TelemetryReport, TrafficMatrix
 
 if TYPE_CHECKING:
-    from xpyrment_sql.reporting.content import MonitoringReport
+    from xpyrment_sql.reporting.records import MonitoringReport
     from xpyrment_sql.results.metrics import MetricsReport
 
 _RECENT_BINS = 6
@@ -182,7 +185,7 @@ def format_report(
 
 
 def format_run(run: MonitoringReport) -> str:
-    """:func:`format_report` of one run of :func:`~xpyrment_sql.reporting.content.run_report`."""
+    """:func:`format_report` of one monitoring run's record (what ``xpyrment-sql check`` prints)."""
     return format_report(
         run.telemetry,
         run.source_name,

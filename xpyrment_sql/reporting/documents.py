@@ -1,9 +1,10 @@
-"""The monitoring report as one self-contained HTML file, or as Markdown for pasting into a ticket.
+"""The shareable report as a document: one self-contained HTML page, or Markdown for pasting into a ticket.
 
-The HTML file embeds its chart as a base64 PNG and its styles inline, and its Content-Security-Policy
-forbids every fetch except ``data:`` images, so opening it sends no request anywhere. The Markdown file
-references the chart as a PNG written next to it (``<name>-traffic.png``), because tickets take images
-as attachments, not inline data.
+Both render the sections of :mod:`xpyrment_sql.reporting.sections`; :func:`write_report` picks the format
+from the file's suffix (or the caller's choice). The HTML file embeds its chart as a base64 PNG and its
+styles inline, and its Content-Security-Policy forbids every fetch except ``data:`` images, so opening
+it sends no request anywhere. The Markdown file references the chart as a PNG written next to it
+(``<name>-traffic.png``), because tickets take images as attachments, not inline data.
 
 Names come from the data and the user (variant values, column names, the source's name) and may hold
 markup: every one is escaped, as HTML text in the page, and in Markdown with backslash escapes, newlines
@@ -18,15 +19,8 @@ import re
 from pathlib import Path
 
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.reporting.content import (
-    Block,
-    Chart,
-    Code,
-    MonitoringReport,
-    Section,
-    Table,
-    report_sections,
-)
+from xpyrment_sql.reporting.records import MonitoringReport
+from xpyrment_sql.reporting.sections import Block, Chart, Code, Section, Table, report_sections
 
 FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
 

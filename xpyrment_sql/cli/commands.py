@@ -1,0 +1,199 @@
+"""The four commands, ``check``, ``report``, ``sql`` and ``demo``, each a function of the parsed options.
+
+A command builds what its options describe (the alert dispatcher, the :class:`LiveMonitor`), runs the
+checks once through :func:`~xpyrment_sql.cli.run.run_report`, hands the record to
+:mod:`xpyrment_sql.reporting` and prints through :mod:`xpyrment_sql.cli.output`. It returns the exit
+code: 0 healthy, 1 an alert fired (2, bad input, is :func:`xpyrment_sql.cli.main.main`'s answer to a
+:class:`~xpyrment_sql.errors.XpyrmentError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
+from xpyrment_sql.checks.plans import check_queries
+from xpyrment_sql.cli.options import distinct_names, parse_guardrail, parse_metric, parse_ratios
+from xpyrment_sql.cli.output import emit, print_run
+from xpyrment_sql.cli.progress import ProgressIndicator
+from xpyrment_sql.cli.run import run_report
+from xpyrment_sql.monitor import LiveMonitor
+from xpyrment_sql.queries.log import recording_sql
+from xpyrment_sql.queries.sql import named_source
+from xpyrment_sql.reporting.documents import report_format, write_report
+from xpyrment_sql.reporting.records import MonitoringReport
+from xpyrment_sql.reporting.text import format_run
+from xpyrment_sql.source import redact_url
+from xpyrment_sql.synthetic import demo_log
+
+EXIT_HEALTHY, EXIT_ALERT, EXIT_BAD_INPUT = 0, 1, 2
+DEMO_SOURCE_NAME = "demo exposure log (synthetic)"
+
+
+def check(args: argparse.Namespace) -> int:
+    """Run the checks and print the verdicts (or the full result as JSON)."""
+    with _progress(args) as progress:
+        run = _run(args, progress, chart=False)
+    print_run(run, args.json)
+    return _exit_code(run)
+
+
+def report(args: argparse.Namespace) -> int:
+    """Run the checks, write the HTML or Markdown report, print the verdicts and where the report is."""
+    chosen = args.format or (report_format(args.out) if args.out else "html")
+    out = Path(args.out or f"report.{chosen}")
+    with _progress(args) as progress:
+        run = _run(args, progress, chart=True)
+        progress.stage("writing the report")
+        write_report(run, out, chosen)
+    emit(format_run(run))
+    emit(f"\nreport: {out.resolve()}")
+    return _exit_code(run)
+
+
+def sql(args: argparse.Namespace) -> int:
+    """Print the compiled queries; nothing connects to a database."""
+    source = named_source(
+        args.table, args.time_col, args.unit_col, args.variant_col, args.segment_col, args.metric_col
+    )
+    compiled = check_queries(
+        source,
+        args.dialect,
+        freq=args.freq,
+        expected_ratios=parse_ratios(args.ratios),
+        segment_cols=args.segment_col,
+        metric_cols=args.metric_col,
+        tz=args.tz,
+    )
+    emit("\n".join(compiled.values()), end="")
+    return EXIT_HEALTHY
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Write the synthetic log, check it, write the report, and say where the files are."""
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xpyrment-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    notes = sys.stderr if args.json else sys.stdout
+    with _progress(args) as progress:
+        progress.stage("writing the synthetic log")
+        spec = demo_log(folder / "exposures.parquet")
+    if not args.json:
+        emit(f"wrote {spec.rows_written:,} exposure rows to {spec.path}")
+        emit(
+            "planted: 15% of treatment units vanish from 2026-01-09 12:00 on; traffic falls to 20% from "
+            "22:00 on the last day, whose 23:00 bin is still in progress (so 22:00 is the bin judged)\n"
+        )
+    with _progress(args) as progress:
+        progress.stage("opening the source")
+        with recording_sql(progress.on_statement) as opening:
+            monitor = LiveMonitor(str(spec.path), time_col="ts")
+        run = run_report(
+            monitor,
+            {"control": 1, "treatment": 1},
+            source_name=DEMO_SOURCE_NAME,
+            freq="h",
+            opening_statements=opening,
+            on_statement=progress.on_statement,
+        )
+        progress.stage("writing the report")
+        path = write_report(run, folder / "report.html")
+    print_run(run, args.json)
+    emit(f"\nreport: {path.resolve()}", notes)
+    if args.out is None:
+        where = folder.resolve()
+        emit(f"files in {where}: remove them with `rm -r {shlex.quote(str(where))}` (or pass --out)", notes)
+    return EXIT_HEALTHY
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": check,
+    "report": report,
+    "sql": sql,
+    "demo": demo,
+}
+"""Each command's function, by the name the parser gives it (``args.command``)."""
+
+
+def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) -> MonitoringReport:
+    """Open the source and run every check the options ask for (one run, as ``check`` and ``report``).
+
+    The option values are parsed before the source is opened, so a typo costs no query.
+    """
+    ratios = parse_ratios(args.ratios)
+    metrics = [parse_metric(text) for text in args.metric]
+    guardrails = [parse_guardrail(text) for text in args.guardrail]
+    distinct_names(metrics, "--metric")
+    distinct_names([g.metric for g in guardrails], "--guardrail")
+    monitor, opening = _open_monitor(args, progress)
+    return run_report(
+        monitor,
+        ratios,
+        source_name=_short_source_name(args, monitor),
+        freq=args.freq,
+        window=args.window,
+        z_threshold=args.z_threshold,
+        drop_method=args.drop_method,
+        srm_alpha=args.alpha,
+        guardrails=guardrails,
+        segment_cols=args.segment_col,
+        metrics=metrics,
+        opening_statements=opening,
+        on_statement=progress.on_statement,
+        chart=chart,
+    )
+
+
+def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tuple[LiveMonitor, list[str]]:
+    """The monitor the options describe, and the SQL sent while opening the source."""
+    dispatcher = WebhookAlertDispatcher(timeout=args.alert_timeout)
+    for url in args.slack:
+        dispatcher.register_slack(url)
+    for url in args.webhook:
+        dispatcher.register_custom(url)
+    progress.stage("opening the source")
+    with recording_sql(progress.on_statement) as statements:
+        monitor = LiveMonitor(
+            args.source,
+            time_col=args.time_col,
+            dispatcher=dispatcher if dispatcher.handler_names else None,
+            unit_col=args.unit_col,
+            variant_col=args.variant_col,
+            table=args.table,
+            until=args.until,
+            tz=args.tz,
+            time_unit=args.time_unit,
+            exact=not args.approx,
+            memory_limit=args.memory_limit,
+            threads=args.threads,
+        )
+    return monitor, statements
+
+
+def _short_source_name(args: argparse.Namespace, monitor: LiveMonitor) -> str:
+    """How outputs title the log: a file's name (a glob's last folder and pattern), or the redacted URL.
+
+    A report is shared; the absolute path of a temporary folder on the machine that ran it tells its
+    readers nothing.
+    """
+    if "://" in args.source:
+        name = redact_url(args.source) + (f" table {args.table}" if args.table else "")
+    else:
+        path = Path(args.source)
+        name = str(Path(*path.parts[-2:])) if glob.has_magic(args.source) else path.name or args.source
+    return f"{name} ({monitor.source.backend_name})"
+
+
+def _progress(args: argparse.Namespace) -> ProgressIndicator:
+    """Progress only for a person at a terminal: not when piped, logged, or asked for JSON."""
+    return ProgressIndicator(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
+
+
+def _exit_code(run: MonitoringReport) -> int:
+    """1 when an alert fired, else 0."""
+    return EXIT_HEALTHY if run.telemetry.healthy else EXIT_ALERT
