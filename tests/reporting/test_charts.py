@@ -13,7 +13,7 @@ from scipy import special
 
 import xpyrment_sql as xs
 from xpyrment_sql.errors import DataError, ParameterError
-from xpyrment_sql.reporting.charts import figure_bytes, traffic_figure
+from xpyrment_sql.reporting.charts import figure_bytes, traffic_figure, traffic_png
 from xpyrment_sql.results import TrafficMatrix
 from xpyrment_sql.stats.anomaly import drop_flags
 from xpyrment_sql.stats.shares import observed_shares, share_band
@@ -249,3 +249,16 @@ def test_missing_matplotlib_names_the_extra(log, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match="xpyrment-sql depends on: pip install matplotlib"):
         xs.LiveMonitor(log, time_col="ts").plot_traffic()
+
+
+def test_the_reports_chart_is_a_png_or_the_reason_there_is_none(monkeypatch):
+    png, note = traffic_png(_flat_matrix(last=100, unfinished=False), [1, 1])
+    assert png.startswith(b"\x89PNG")
+    assert note == ""
+    empty = TrafficMatrix(pd.DatetimeIndex([]), (), np.zeros((0, 0)), np.zeros((0, 0)), "D")
+    assert traffic_png(empty, [1, 1]) == (None, "No exposures: nothing to chart.")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png, note = traffic_png(_flat_matrix(last=100, unfinished=False), [1, 1])
+    assert png is None
+    assert note.startswith("No chart: ")
+    assert "pip install matplotlib" in note
