@@ -6,6 +6,7 @@ compares the converted instants (or the traffic binned from them) with the true 
 
 from __future__ import annotations
 
+import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -64,7 +65,7 @@ def test_naive_strings_keep_the_naive_parse_and_one_scan(log, query_log):
     source = xs.LiveMonitor(text, time_col="ts").source
     assert len(query_log) == 1, "one scan checks the parse and looks for offsets"
     assert not source.time_offsets
-    assert source.timestamp().type() == xs.source.dt.timestamp
+    assert source.timestamp().type() == dt.timestamp
     with_offset = xs.LiveMonitor(with_offsets(log, naive_too=False), time_col="ts").source
     assert len(query_log) == 2
     assert with_offset.timestamp().type().timezone == "UTC"
