@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import duckdb
+import pandas as pd
 import pytest
 
 import xpyrment_sql as xs
@@ -55,3 +57,15 @@ def test_databricks_urls_are_refused_because_connecting_creates_a_volume():
     with pytest.raises(SourceError, match="creates a volume when it connects") as info:
         xs.LiveMonitor("databricks://token:hunter2@host/sql", time_col="ts", table="logs.exposures")
     assert "hunter2" not in str(info.value)
+
+
+def test_duckdb_url_is_opened_read_only_and_reads_the_table(log, tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as raw:
+        raw.execute("CREATE SCHEMA logs")
+        raw.execute("CREATE TABLE logs.exposures AS SELECT * FROM log")
+    expected = xs.LiveMonitor(log, time_col="ts").get_binned_traffic(freq="h")
+    monitor = xs.LiveMonitor(f"duckdb://{path}", time_col="ts", table="logs.exposures")
+    pd.testing.assert_frame_equal(monitor.get_binned_traffic(freq="h"), expected, check_dtype=False)
+    with pytest.raises(Exception, match="read-only"):
+        monitor.source.backend.raw_sql("CREATE TABLE logs.scratch (x INT)")

@@ -1,6 +1,7 @@
 """Every time column means the same instants, whatever form it comes in.
 
-Strings with UTC offsets, nanosecond timestamps and epoch numbers are converted in SQL; each test
+Strings (with or without UTC offsets), DATE columns, nanosecond timestamps and epoch numbers are
+converted in SQL (nanoseconds cut to microseconds before a frame is registered); each test
 compares the converted instants (or the traffic binned from them) with the true ones.
 """
 
@@ -95,14 +96,6 @@ def test_nanosecond_timestamps_are_truncated_to_the_microsecond(log, form):
     pd.testing.assert_frame_equal(got, xs.LiveMonitor(log, time_col="ts").get_binned_traffic(freq="h"))
 
 
-def test_the_callers_frame_is_left_as_it_was(log):
-    nanos = log.assign(ts=log.ts.dt.as_unit("ns") + pd.Timedelta(999, unit="ns"))
-    before = nanos.copy()
-    xs.LiveMonitor(nanos, time_col="ts").get_binned_traffic(freq="h")
-    pd.testing.assert_frame_equal(nanos, before)
-    assert nanos.ts.dt.unit == "ns"
-
-
 @pytest.mark.parametrize(("unit", "step"), [("s", "1s"), ("ms", "1ms"), ("us", "1us"), ("ns", "1ns")])
 def test_integer_epoch_columns_are_read_in_the_stated_unit(log, unit, step):
     fraction = pd.to_timedelta((np.arange(len(log)) * 7_919_993) % 1_000_000_000, unit="ns").floor(step)
@@ -173,3 +166,22 @@ def test_offset_strings_and_epoch_numbers_on_postgresql(postgres_server, log):
     finally:
         as_text.backend.disconnect()
         as_millis.backend.disconnect()
+
+
+def test_string_date_and_timestamptz_time_columns_bin_like_timestamps(log):
+    expected = xs.LiveMonitor(log, time_col="ts").get_binned_traffic(freq="D")
+    as_text = log.assign(ts=log.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    as_date = log.assign(ts=log.ts.dt.floor("D").dt.date)
+    as_utc = log.assign(ts=log.ts.dt.tz_localize("UTC"))
+    for frame in (as_text, as_date, as_utc):
+        got = xs.LiveMonitor(frame, time_col="ts").get_binned_traffic(freq="D")
+        assert got.to_numpy().tolist() == expected.to_numpy().tolist()
+        assert list(got.index.tz_localize(None) if got.index.tz else got.index) == list(expected.index)
+
+
+def test_unparseable_time_strings_are_counted_and_one_is_shown(log):
+    bad = log.assign(ts=log.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    bad.loc[[3, 7, 11], "ts"] = ["yesterday", "soon", "yesterday"]
+    with pytest.raises(DataError, match=r"time_col='ts': 3 value\(s\) do not parse") as info:
+        xs.LiveMonitor(bad, time_col="ts")
+    assert "'soon'" in str(info.value) or "'yesterday'" in str(info.value)
