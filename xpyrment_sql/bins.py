@@ -123,7 +123,8 @@ def utc_offsets(tz: str, end: pd.Timestamp) -> list[tuple[int, int]]:
 
     def offset_at(epoch: int) -> int:
         when = _EPOCH + dt.timedelta(seconds=epoch)
-        return int(when.astimezone(zone).utcoffset().total_seconds())
+        offset = when.astimezone(zone).utcoffset()  # never None: ``when`` is aware
+        return int(offset.total_seconds()) if offset is not None else 0
 
     steps = [(np.iinfo(np.int64).min, offset_at(0))]
     for day in range(last_day):

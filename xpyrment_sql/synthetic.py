@@ -80,8 +80,13 @@ def _quote(text: str) -> str:
 
 def _number(name: str, value: object, low: float, high: float = math.inf, *, strict: bool = False) -> float:
     """``value`` as a finite float in ``[low, high]`` (``(low, high]`` if ``strict``)."""
-    real = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not real or not math.isfinite(value) or not low <= value <= high or (strict and value == low):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+        or (strict and value == low)
+    ):
         bounds = f"{'(' if strict else '['}{low:g}, {high:g}{')' if high == math.inf else ']'}"
         raise ParameterError(f"{name} must be a finite number in {bounds}, got {value!r}")
     return float(value)
@@ -254,7 +259,8 @@ def write_exposure_log(
         if threads is not None:
             con.execute(f"SET threads = {threads}")
         con.execute(f"COPY ({query}) TO {_quote(path)} (FORMAT PARQUET, COMPRESSION ZSTD)")
-        (written,) = con.execute(f"SELECT count(*) FROM read_parquet({_quote(path)})").fetchone()
+        counted = con.execute(f"SELECT count(*) FROM read_parquet({_quote(path)})").fetchone()
+        written = counted[0] if counted is not None else 0
     finally:
         con.close()
     return ExposureLogSpec(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from xpyrment_sql.results import Result
+from xpyrment_sql.results.base import Result
 
 
 @dataclasses.dataclass(frozen=True)

@@ -204,8 +204,9 @@ def zscore_drops(
     observed = np.asarray(observed, dtype=float)
     flat = sd == 0
     z = (observed - mean) / np.where(flat, 1.0, sd)
-    drops = np.where(flat, observed < mean * (1.0 - drop_threshold), z < -z_threshold)
-    return drops & ~np.isnan(mean)
+    drops: np.ndarray = np.where(flat, observed < mean * (1.0 - drop_threshold), z < -z_threshold)
+    judged: np.ndarray = drops & ~np.isnan(mean)
+    return judged
 
 
 def drop_flags(

@@ -121,11 +121,13 @@ def pool(first: ArmMoments, second: ArmMoments) -> ArmMoments:
     }
 
     def mean(name: str) -> float:
-        return (first.n * getattr(first, f"{name}_mean") + second.n * getattr(second, f"{name}_mean")) / n
+        total: float = first.n * getattr(first, f"{name}_mean") + second.n * getattr(second, f"{name}_mean")
+        return total / n
 
     def comoment(field: str, left: str, right: str) -> float:
         within = (first.n - 1) * getattr(first, field) + (second.n - 1) * getattr(second, field)
-        return (within + gap[left] * gap[right] * weight) / (n - 1)
+        joint: float = within + gap[left] * gap[right] * weight
+        return joint / (n - 1)
 
     return ArmMoments(
         n=n,

@@ -21,7 +21,8 @@ def observed_shares(counts: np.ndarray) -> np.ndarray:
     """``s_ti = n_ti / sum_j n_tj`` for a bins x arms count matrix; NaN in bins without units."""
     counts = np.asarray(counts, dtype=float)
     totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
+    shares: np.ndarray = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
+    return shares
 
 
 def share_band(

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import special, stats
 
@@ -67,7 +68,8 @@ def expected_shares(
         raise ParameterError(
             f"expected_ratios must all be positive numbers; got {ratios} for variants {seen}"
         )
-    return values / values.sum()
+    shares: np.ndarray = values / values.sum()
+    return shares
 
 
 def check_alpha(alpha: float, name: str = "alpha") -> float:
@@ -113,7 +115,7 @@ def _gate_message(
 
 
 def chi_square_srm(
-    observed: Sequence[int],
+    observed: npt.ArrayLike,
     expected_ratios: Sequence[float] | Mapping[Any, float],
     variants: Sequence[Any],
     alpha: float = 0.001,
@@ -217,12 +219,13 @@ def anytime_log_bayes_factors(counts: np.ndarray, shares: np.ndarray, concentrat
     p0 = np.asarray(shares, dtype=float)
     a = concentration * p0
     total = n.sum(axis=-1)
-    return (
+    log_bf: np.ndarray = (
         special.gammaln(concentration)
         - special.gammaln(concentration + total)
         + (special.gammaln(a + n) - special.gammaln(a)).sum(axis=-1)
         - (n * np.log(p0)).sum(axis=-1)
     )
+    return log_bf
 
 
 def anytime_p_values(log_bayes_factors: np.ndarray) -> np.ndarray:
@@ -269,10 +272,14 @@ def anytime_srm(
             "cumulative_counts must be non-negative and non-decreasing down each column (running totals)"
         )
     bins = pd.DatetimeIndex([]) if bins is None else bins
-    settings = {"alpha": alpha, "concentration": concentration, "min_units": min_units}
     if counts.shape[0] == 0 or len(variants) == 0:
         return AnytimeSRMResult(
-            False, "No assignment data available.", min_deviation=min_deviation, **settings
+            False,
+            "No assignment data available.",
+            alpha=alpha,
+            concentration=concentration,
+            min_units=min_units,
+            min_deviation=min_deviation,
         )
     shares = expected_shares(expected_ratios, variants)
     log_bf = anytime_log_bayes_factors(counts, shares, concentration)
@@ -312,8 +319,10 @@ def anytime_srm(
         expected_shares=tuple(float(p) for p in shares),
         max_share_deviation=float(deviation[-1]),
         enough_units=bool(ready[-1]),
+        alpha=alpha,
+        concentration=concentration,
+        min_units=min_units,
         min_deviation=min_deviation,
-        **settings,
     )
 
 
@@ -355,7 +364,8 @@ def sprt_log_likelihood_ratio(
     a_up, b_up, a_dn, b_dn = sprt_coefficients(target_treatment_ratio, delta)
     k = np.asarray(treatment_units, dtype=float)
     rest = np.asarray(total_units, dtype=float) - k
-    return np.logaddexp(k * a_up + rest * b_up, k * a_dn + rest * b_dn) + np.log(0.5)
+    log_lr: np.ndarray = np.logaddexp(k * a_up + rest * b_up, k * a_dn + rest * b_dn) + np.log(0.5)
+    return log_lr
 
 
 def find_control(variants: Sequence[Any]) -> tuple[Any, Any]:

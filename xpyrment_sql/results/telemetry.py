@@ -1,0 +1,58 @@
+"""The record of a telemetry run (every check at once) and of the alerts it dispatched."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from xpyrment_sql.results.base import Result
+from xpyrment_sql.results.metrics import GuardrailReport
+from xpyrment_sql.results.srm import (
+    AnytimeSRMResult,
+    LiveSRMResult,
+    MultipleExposureResult,
+    SequentialSRMResult,
+)
+from xpyrment_sql.results.traffic import TrafficAnomalyResult, TrafficMatrix
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchOutcome(Result):
+    """Which alert handlers delivered an alert and which failed.
+
+    Handlers are named by kind and host only (``"slack:hooks.slack.com"``, ``"callback:notify"``):
+    webhook URLs are secrets and never appear in results, logs or errors.
+    """
+
+    alert_type: str
+    succeeded: tuple[str, ...]
+    failed: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every registered handler succeeded."""
+        return not self.failed
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TelemetryReport(Result):
+    """Everything ``run_telemetry_checks`` found, read like the seed's dict.
+
+    ``shutoff_triggered`` is sticky on the monitor: once an SRM fired it stays True.
+    ``sequential_srm`` is the anytime-valid test's record, or the SPRT's with
+    ``sequential_method="sprt"``; ``multiple_exposure`` is ``None`` when that check was switched off.
+    """
+
+    shutoff_triggered: bool
+    alerts_triggered: tuple[str, ...]
+    traffic_anomaly: TrafficAnomalyResult
+    cumulative_srm: LiveSRMResult
+    sequential_srm: AnytimeSRMResult | SequentialSRMResult
+    traffic: TrafficMatrix
+    dispatches: tuple[DispatchOutcome, ...] = ()
+    multiple_exposure: MultipleExposureResult | None = None
+    guardrails: GuardrailReport | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """True when no alert fired."""
+        return not self.alerts_triggered
