@@ -2,12 +2,16 @@
 
 Ibis expressions do the row-level work (time bins, distinct units, first exposures, running counts)
 where the data lives; only small matrices come back for the statistics.
+
+Every check, every result record (:mod:`xpyrment_sql.results`) and every error
+(:mod:`xpyrment_sql.errors`) is importable from here.
 """
 
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.checks.metrics import MeanMetric, ProportionMetric, RatioMetric, calculate_metrics
 from xpyrment_sql.errors import (
+    BackendError,
     ColumnError,
     DataError,
     ParameterError,
@@ -15,22 +19,48 @@ from xpyrment_sql.errors import (
     XpyrmentError,
 )
 from xpyrment_sql.monitor import LiveMonitor
-from xpyrment_sql.results.metrics import GuardrailReport, GuardrailResult, MetricResult, MetricsReport
+from xpyrment_sql.results import (
+    AnytimeSRMResult,
+    DispatchOutcome,
+    GuardrailReport,
+    GuardrailResult,
+    LiveSRMResult,
+    MetricResult,
+    MetricsReport,
+    MultipleExposureResult,
+    Result,
+    SegmentSRMResult,
+    SequentialSRMResult,
+    TelemetryReport,
+    TrafficAnomalyResult,
+    TrafficMatrix,
+)
 
 __all__ = [
+    "AnytimeSRMResult",
+    "BackendError",
     "ColumnError",
     "DataError",
+    "DispatchOutcome",
     "GuardrailMetric",
     "GuardrailReport",
     "GuardrailResult",
     "LiveMonitor",
+    "LiveSRMResult",
     "MeanMetric",
     "MetricResult",
     "MetricsReport",
+    "MultipleExposureResult",
     "ParameterError",
     "ProportionMetric",
     "RatioMetric",
+    "Result",
+    "SegmentSRMResult",
+    "SequentialSRMResult",
     "SourceError",
+    "TelemetryReport",
+    "TrafficAnomalyResult",
+    "TrafficMatrix",
     "WebhookAlertDispatcher",
     "XpyrmentError",
     "calculate_metrics",
