@@ -25,7 +25,7 @@ import pandas as pd
 from xpyrment_sql.errors import ColumnError, DataError, ParameterError, listed
 from xpyrment_sql.queries import moments
 from xpyrment_sql.results.metrics import MetricsReport
-from xpyrment_sql.source import EngineSettings, Source, _open_table, require_column
+from xpyrment_sql.source import Source, open_source
 from xpyrment_sql.stats.effects import ArmMoments, compare
 from xpyrment_sql.stats.srm import check_alpha, find_control
 
@@ -219,23 +219,9 @@ def calculate_metrics(
 
 
 def open_metric_source(data: Any, variant_col: str = "variant") -> Source:
-    """``data`` as a :class:`Source` with no time role, for metric calculations.
-
-    Metrics read no timestamps, so this opens ``data`` like :func:`~xpyrment_sql.source.open_source`
-    without asking for a time column; ``time_col`` is left empty and no time-based method may be
-    called on the result.
-    """
-    table, backend, _ = _open_table(data, None, EngineSettings())
-    schema = dict(table.schema().items())
-    first = next(iter(schema), "")
-    return Source(
-        table=table,
-        backend=backend,
-        time_col="",
-        unit_col="unit_id" if "unit_id" in schema else first,
-        variant_col=require_column(schema, variant_col, "variant_col"),
-        schema=schema,
-    )
+    """``data`` as a :class:`Source` with no time role, for metric calculations (metrics read no
+    timestamps): :func:`~xpyrment_sql.source.open_source` with ``time_col=None``."""
+    return open_source(data, time_col=None, variant_col=variant_col)
 
 
 def _distinct_metrics(metrics: Sequence[Metric]) -> list[Metric]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from xpyrment_sql.source.columns import UNIT_RULES, require_column
 from xpyrment_sql.source.engine import EngineSettings
-from xpyrment_sql.source.open import _open_table as _open_table  # checks/metrics.py still imports it
 from xpyrment_sql.source.open import open_source
 from xpyrment_sql.source.table import Source, TimeSpan
 from xpyrment_sql.source.timestamps import TIME_UNITS, epoch_timestamp
