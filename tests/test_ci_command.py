@@ -1,4 +1,4 @@
-"""CI runs exactly the README's test command, and the OS package script is idempotent."""
+"""CI runs exactly the README's test command (lint, types, tests); the OS package script is idempotent."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def test_ci_runs_the_readme_command_exactly():
     ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci_lines[-1] == command[1]
     assert command[1].startswith("bash scripts/install_os_packages.sh && ")
+    assert " && .venv/bin/ruff check . && .venv/bin/mypy && .venv/bin/python -m pytest" in command[1]
     assert "set -euo pipefail" in ci_lines
 
 

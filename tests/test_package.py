@@ -6,6 +6,8 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import xpyrment_sql as xs
@@ -13,6 +15,8 @@ import xpyrment_sql.errors
 import xpyrment_sql.results
 from xpyrment_sql.errors import XpyrmentError
 from xpyrment_sql.results import Result
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _classes(module: object, base: type) -> dict[str, type]:
@@ -88,3 +92,28 @@ def test_results_modules_import_no_layer_above_them():
 
 def test_the_package_is_typed():
     assert (Path(xs.__file__).parent / "py.typed").is_file()
+
+
+def test_importing_every_module_has_no_side_effects(tmp_path):
+    """Doctest collection imports every module: none may print, write a file or run a command."""
+    script = (
+        "import importlib, pkgutil, xpyrment_sql\n"
+        "for info in pkgutil.walk_packages(xpyrment_sql.__path__, 'xpyrment_sql.'):\n"
+        "    if info.name.rpartition('.')[2] != '__main__':\n"
+        "        importlib.import_module(info.name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_doctest_collection_skips_the_command_line_entry_point():
+    """``cli/__main__.py`` runs the command line when imported; pytest's doctest collection skips it."""
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    command.append("xpyrment_sql/cli")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 5), done.stdout + done.stderr  # 5: no doctest in cli/ yet
+    assert "__main__" not in done.stdout

@@ -86,6 +86,17 @@ def parse_freq(freq: str, tz: str | None = None) -> BinSpec:
 
     Raises:
         ParameterError: for an unknown alias, a multiple of ``D`` or ``W``, or an unknown zone.
+
+    Examples:
+        >>> parse_freq("15min")
+        BinSpec(freq='15min', width=900, origin=0, tz=None)
+        >>> week = parse_freq("W", tz="Europe/Berlin")
+        >>> week.width, week.origin, week.uses_local_offset
+        (604800, 259200, True)
+        >>> parse_freq("2D")
+        Traceback (most recent call last):
+        ...
+        xpyrment_sql.errors.ParameterError: freq='2D' is not a supported bin size; ...
     """
     match = _ALIAS.match(freq) if isinstance(freq, str) else None
     if match is None or (match["n"] and match["unit"] in {"D", "W"}):

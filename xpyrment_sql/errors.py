@@ -2,6 +2,14 @@
 
 ``XpyrmentError`` subclasses ``ValueError`` so callers that already catch ``ValueError`` keep working.
 Each message names the offending column, parameter or value and says what was expected.
+
+Examples:
+    >>> from xpyrment_sql.bins import parse_freq
+    >>> try:
+    ...     parse_freq("fortnight")
+    ... except ValueError as error:
+    ...     print(type(error).__name__, isinstance(error, XpyrmentError))
+    ParameterError True
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ MAX_LISTED = 10
 
 
 def listed(values: Iterable[object], limit: int = MAX_LISTED) -> str:
-    """``values`` as ``'a', 'b', ...`` for a message: at most ``limit`` of them, then how many more."""
+    """``values`` as ``'a', 'b', ...`` for a message: at most ``limit`` of them, then how many more.
+
+    Examples:
+        >>> listed(["control", "treatment"])
+        "'control', 'treatment'"
+        >>> listed(range(100_000), limit=3)
+        '0, 1, 2, ... and 99,997 more'
+    """
     items = list(values)
     shown = ", ".join(map(repr, items[:limit]))
     return shown + (f", ... and {len(items) - limit:,} more" if len(items) > limit else "")

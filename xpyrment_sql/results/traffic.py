@@ -69,6 +69,24 @@ class TrafficMatrix(Result):
             only part of its traffic: it is shown, and never judged as a drop).
         evaluated_at: The evaluation instant (aware UTC) when ``until`` was given; ``None`` means the
             latest exposure (which lies inside the last bin, so that bin is unfinished).
+
+    Examples:
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> days = pd.date_range("2026-01-01", periods=3, freq="D", name="bin")
+        >>> active = np.array([[10, 12], [8, 9], [7, 7]])
+        >>> new = np.array([[10, 12], [3, 4], [1, 0]])
+        >>> matrix = TrafficMatrix(days, ("control", "treatment"), active, new, "D")
+        >>> matrix.units
+        array([14, 16])
+        >>> matrix.cumulative()
+        variant     control  treatment
+        bin
+        2026-01-01       10         12
+        2026-01-02       13         16
+        2026-01-03       14         16
+        >>> matrix["freq"], matrix.complete_bins
+        ('D', 3)
     """
 
     bins: pd.DatetimeIndex

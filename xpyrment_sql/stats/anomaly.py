@@ -70,7 +70,13 @@ def check_anomaly_parameters(window: int, z_threshold: float | None, drop_thresh
 def traffic_drop_test(
     volumes: np.ndarray, window: int = 7, z_threshold: float = 3.0, drop_threshold: float = 0.5
 ) -> TrafficAnomalyResult:
-    """Test whether the last entry of ``volumes`` is a drop against the preceding ``window`` entries."""
+    """Test whether the last entry of ``volumes`` is a drop against the preceding ``window`` entries.
+
+    Examples:
+        >>> res = traffic_drop_test(np.array([100, 104, 98, 101, 40]), window=4)
+        >>> res.anomaly_detected, res.historical_mean, res.historical_std, res.z_score
+        (True, 100.75, 2.5, -24.3)
+    """
     check_anomaly_parameters(window, z_threshold, drop_threshold)
     volumes = np.asarray(volumes, dtype=float)
     if volumes.size == 0:
@@ -143,6 +149,18 @@ def drop_test(
 
     Raises:
         ParameterError: for an unknown ``method``, a bad ``bin_seconds``, ``window``, threshold.
+
+    Examples:
+        Six-hour bins (four a day) over three and a half days; the last bin, the second of its day,
+        is judged against that bin in the three earlier days:
+
+        >>> import numpy as np
+        >>> units = np.array([103, 295, 408, 198, 96, 306, 393, 201, 102, 297, 405, 204, 99, 60])
+        >>> res = drop_test(units, bin_seconds=6 * 3600)
+        >>> res.method, res.anomaly_detected, round(res.historical_mean)
+        ('seasonal', True, 297)
+        >>> drop_test(np.append(units[:-1], 290), bin_seconds=6 * 3600).anomaly_detected
+        False
     """
     check_drop_method(method)
     per_day = bins_per_day(check_bin_seconds(bin_seconds))

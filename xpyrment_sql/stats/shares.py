@@ -18,7 +18,13 @@ from xpyrment_sql.errors import ParameterError
 
 
 def observed_shares(counts: np.ndarray) -> np.ndarray:
-    """``s_ti = n_ti / sum_j n_tj`` for a bins x arms count matrix; NaN in bins without units."""
+    """``s_ti = n_ti / sum_j n_tj`` for a bins x arms count matrix; NaN in bins without units.
+
+    Examples:
+        >>> observed_shares(np.array([[30, 70], [0, 0]]))
+        array([[0.3, 0.7],
+               [nan, nan]])
+    """
     counts = np.asarray(counts, dtype=float)
     totals = counts.sum(axis=1, keepdims=True)
     shares: np.ndarray = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)

@@ -45,6 +45,12 @@ def expected_shares(
     Raises:
         ParameterError: on a length mismatch, a non-positive ratio, or a dict that names a variant
             not in the data or misses one that is. The message lists the variants seen.
+
+    Examples:
+        >>> expected_shares([1, 1, 2], ["a", "b", "c"])
+        array([0.25, 0.25, 0.5 ])
+        >>> expected_shares({"treatment": 3, "control": 1}, ["control", "treatment"])
+        array([0.25, 0.75])
     """
     seen = listed(variants)
     if isinstance(expected_ratios, Mapping):
@@ -126,6 +132,21 @@ def chi_square_srm(
 
     ``srm_detected`` is ``p < alpha``, given every variant has ``min_units`` units and some share is
     off its expected share by more than ``min_deviation`` (see the module docstring).
+
+    Examples:
+        A 50/50 test with 300 more units in treatment than in control:
+
+        >>> res = chi_square_srm([5_000, 5_300], [1, 1], ["control", "treatment"], alpha=0.01)
+        >>> res.srm_detected, round(res.chi_square, 3), round(res["p_value"], 4)
+        (True, 8.738, 0.0031)
+        >>> res.expected_counts
+        (5150.0, 5150.0)
+
+        The same gap is no SRM when shares off by less than two percentage points do not count:
+
+        >>> gated = chi_square_srm([5_000, 5_300], [1, 1], ["control", "treatment"], 0.01, min_deviation=0.02)
+        >>> gated.srm_detected, gated.message
+        (False, 'No SRM counted: the largest share deviation 1.4563% is not above min_deviation=2.0000%. ...')
     """
     alpha = check_alpha(alpha)
     min_units, min_deviation = check_gates(min_units, min_deviation)
@@ -233,6 +254,12 @@ def anytime_p_values(log_bayes_factors: np.ndarray) -> np.ndarray:
 
     Under the designed shares ``BF_t`` is a nonnegative martingale with mean 1, so by Ville's
     inequality ``P(sup_t BF_t >= 1/alpha) <= alpha``: looking after every bin costs nothing.
+
+    Examples:
+        The p-value never rises again, even when the evidence (``log BF``) falls back:
+
+        >>> anytime_p_values(np.array([-1.0, 2.0, 5.0, 3.0])).round(5)
+        array([1.     , 0.13534, 0.00674, 0.00674])
     """
     log_bf = np.asarray(log_bayes_factors, dtype=float)
     return np.minimum(1.0, np.exp(-np.maximum.accumulate(log_bf, axis=-1)))
@@ -373,6 +400,12 @@ def find_control(variants: Sequence[Any]) -> tuple[Any, Any]:
 
     The first sorted name containing ``ctrl`` or ``control`` (any case) is control; without one, the
     first sorted name is.
+
+    Examples:
+        >>> find_control(["B", "ctrl"])
+        ('ctrl', 'B')
+        >>> find_control(["A", "B"])
+        ('A', 'B')
     """
     control, treatment = variants[0], variants[1]
     for name in variants:
