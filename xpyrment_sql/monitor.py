@@ -192,7 +192,6 @@ class LiveMonitor:
         """
         settings = CheckSettings(
             freq=freq,
-            tz=self.tz,
             window=window,
             z_threshold=z_threshold,
             drop_threshold=drop_threshold,
@@ -365,7 +364,6 @@ class LiveMonitor:
         """
         settings = CheckSettings(
             freq=freq,
-            tz=self.tz,
             window=window,
             z_threshold=z_threshold,
             drop_method=drop_method,
@@ -377,12 +375,29 @@ class LiveMonitor:
             min_deviation=min_deviation,
             max_multiple_exposure_share=max_multiple_exposure_share,
         )
+        return self.run(Design(expected_ratios), settings, variant_col, guardrails)
+
+    def run(
+        self,
+        design: Design,
+        settings: CheckSettings,
+        variant_col: str | None = None,
+        guardrails: Sequence[GuardrailMetric] = (),
+    ) -> TelemetryReport:
+        """:meth:`run_telemetry_checks` with its arguments as the two validated records.
+
+        For callers that keep a design and settings (a config file, the command line's report):
+        every check runs from one plan (:func:`xpyrment_sql.checks.telemetry.run_telemetry`) at the
+        evaluation instant as it stood when the run started, the alerts go to the dispatcher and
+        ``shutoff_triggered`` stays set once an SRM (or a shutoff guardrail) fired.
+        """
         report = run_telemetry(
             self.source,
             self._variant(variant_col),
-            Design(expected_ratios),
+            design,
             settings,
             self.until,
+            tz=self.tz,
             exact=self.exact,
             guardrails=guardrails,
             dispatcher=self.dispatcher,
@@ -431,7 +446,6 @@ class LiveMonitor:
             charts.check_figure_path(path)
         settings = CheckSettings(
             freq=freq,
-            tz=self.tz,
             window=window,
             z_threshold=z_threshold,
             drop_threshold=drop_threshold,

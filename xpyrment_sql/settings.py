@@ -51,8 +51,8 @@ class CheckSettings:
     """How the monitor checks a run (defaults as in ``run_telemetry_checks``).
 
     Attributes:
-        freq: Bin size: ``min``, ``<n>min``, ``h``, ``<n>h``, ``D`` or ``W``.
-        tz: IANA zone whose local midnight starts day and week bins (``None``: UTC).
+        freq: Bin size: ``min``, ``<n>min``, ``h``, ``<n>h``, ``D`` or ``W`` (where day and week bins
+            start is the monitor's ``tz``, part of how it reads the log, not of these settings).
         window: Bins in the z-score drop test's baseline.
         z_threshold: A z-score below ``-z_threshold`` is a drop; ``None`` for the drop method's
             calibrated default (see ``CALIBRATION.md``).
@@ -70,7 +70,6 @@ class CheckSettings:
     """
 
     freq: str = "D"
-    tz: str | None = None
     window: int = 7
     z_threshold: float | None = None
     drop_threshold: float = 0.5
@@ -84,7 +83,7 @@ class CheckSettings:
     max_multiple_exposure_share: float | None = 0.01
 
     def __post_init__(self) -> None:
-        parse_freq(self.freq, self.tz)
+        parse_freq(self.freq)
         check_drop_method(self.drop_method)
         check_anomaly_parameters(self.window, self.z_threshold, self.drop_threshold)
         check_alpha(self.srm_alpha, "srm_alpha")
@@ -95,10 +94,9 @@ class CheckSettings:
         if self.max_multiple_exposure_share is not None:
             check_max_share(self.max_multiple_exposure_share, "max_multiple_exposure_share")
 
-    @property
-    def bins(self) -> BinSpec:
-        """How timestamps are cut into bins."""
-        return parse_freq(self.freq, self.tz)
+    def bins(self, tz: str | None = None) -> BinSpec:
+        """How timestamps are cut into bins, day and week bins starting at local midnight in ``tz``."""
+        return parse_freq(self.freq, tz)
 
 
 def check_ratio_values(expected_ratios: Ratios) -> None:

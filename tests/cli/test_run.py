@@ -15,6 +15,7 @@ from xpyrment_sql.cli.main import main
 from xpyrment_sql.cli.run import run_report
 from xpyrment_sql.queries.log import check_name
 from xpyrment_sql.reporting.documents import render_html
+from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.synthetic import write_exposure_log
 
 
@@ -38,7 +39,9 @@ def test_the_report_costs_no_query_beyond_the_checks(broken_log, query_log):
     checks_alone = list(query_log)
     monitor = xs.LiveMonitor(broken_log, time_col="ts")
     query_log.clear()
-    report = run_report(monitor, [1, 1], source_name="x", freq="h", guardrails=_guardrails())
+    report = run_report(
+        monitor, Design([1, 1]), CheckSettings(freq="h"), source_name="x", guardrails=_guardrails()
+    )
     assert len(checks_alone) == 4, "span, guardrail moments, traffic matrix, multiple exposure"
     assert _tables_renamed(query_log) == _tables_renamed(checks_alone[1:]), "an outer verbose log sees them"
     assert [s.sql for s in report.statements] == query_log, "the SQL section holds exactly what ran"
@@ -48,7 +51,14 @@ def test_the_report_costs_no_query_beyond_the_checks(broken_log, query_log):
 def test_opening_statements_come_first_and_are_named_too(broken_log):
     opening = ['SELECT MIN("ts") AS "start", COUNT(*) AS "rows" FROM log']
     monitor = xs.LiveMonitor(broken_log, time_col="ts")
-    report = run_report(monitor, [1, 1], source_name="x", freq="h", opening_statements=opening, chart=False)
+    report = run_report(
+        monitor,
+        Design([1, 1]),
+        CheckSettings(freq="h"),
+        source_name="x",
+        opening_statements=opening,
+        chart=False,
+    )
     assert report.statements[0] == (check_name(opening[0]), opening[0])
     assert report.statements[0].check == "time span of the log"
     assert report.chart_png is None, "no chart asked for, none drawn"
@@ -62,7 +72,9 @@ def _tables_renamed(statements):
 
 def test_without_matplotlib_the_report_says_how_to_get_the_chart(broken_log, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    report = run_report(xs.LiveMonitor(broken_log, time_col="ts"), [1, 1], source_name="x", freq="h")
+    report = run_report(
+        xs.LiveMonitor(broken_log, time_col="ts"), Design([1, 1]), CheckSettings(freq="h"), source_name="x"
+    )
     assert report.chart_png is None
     assert "pip install matplotlib" in html.unescape(render_html(report))
 

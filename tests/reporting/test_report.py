@@ -20,6 +20,7 @@ from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.reporting import text as report
 from xpyrment_sql.reporting.documents import render_html, render_markdown, write_report
 from xpyrment_sql.reporting.sections import report_sections
+from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.synthetic import write_exposure_log
 
 from conftest import make_log
@@ -48,7 +49,13 @@ def _guardrails():
 @pytest.fixture(scope="module")
 def run(broken_log):
     monitor = xs.LiveMonitor(broken_log, time_col="ts")
-    return run_report(monitor, [1, 1], source_name="broken.parquet", freq="h", guardrails=_guardrails())
+    return run_report(
+        monitor,
+        Design([1, 1]),
+        CheckSettings(freq="h"),
+        source_name="broken.parquet",
+        guardrails=_guardrails(),
+    )
 
 
 class _Outline(HTMLParser):
@@ -140,9 +147,13 @@ def hostile_run():
     monitor = xs.LiveMonitor(log, time_col="ts", variant_col=HOSTILE_VARIANT_COL, until=UNTIL)
     guardrail = xs.GuardrailMetric(xs.MeanMetric(HOSTILE_METRIC, "value"), 0.02)
     return run_report(
-        monitor, [1, 1], source_name=HOSTILE_SOURCE, freq="h", guardrails=[guardrail],
+        monitor,
+        Design([1, 1]),
+        CheckSettings(freq="h"),
+        source_name=HOSTILE_SOURCE,
+        guardrails=[guardrail],
         segment_cols=[HOSTILE_SEGMENT_COL],
-    )  # fmt: skip
+    )
 
 
 class _Tags(HTMLParser):

@@ -38,11 +38,15 @@ def run_telemetry(
     settings: CheckSettings,
     until: pd.Timestamp | None,
     *,
+    tz: str | None = None,
     exact: bool = True,
     guardrails: Sequence[GuardrailMetric] = (),
     dispatcher: WebhookAlertDispatcher | None = None,
 ) -> TelemetryReport:
     """Run every check at the evaluation instant ``until``, raise and dispatch the alerts.
+
+    ``tz`` is the zone whose local midnight starts day and week bins; ``exact=False`` estimates the
+    active units per bin (see ``LiveMonitor``).
 
     ``shutoff_triggered`` in the record is this run's verdict; the monitor keeps it sticky.
     """
@@ -55,7 +59,7 @@ def run_telemetry(
     matrix, crossings = fetch_matrix(
         source,
         variant_col,
-        settings.bins,
+        settings.bins(tz),
         until,
         exact,
         sprt_shares_for_ratios(design.expected_ratios) if sprt else (),

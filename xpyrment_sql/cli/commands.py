@@ -29,6 +29,7 @@ from xpyrment_sql.queries.sql import named_source
 from xpyrment_sql.reporting.documents import report_format, write_report
 from xpyrment_sql.reporting.records import MonitoringReport
 from xpyrment_sql.reporting.text import format_run
+from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import redact_url
 from xpyrment_sql.synthetic import demo_log
 
@@ -95,9 +96,9 @@ def demo(args: argparse.Namespace) -> int:
             monitor = LiveMonitor(str(spec.path), time_col="ts")
         run = run_report(
             monitor,
-            {"control": 1, "treatment": 1},
+            Design({"control": 1, "treatment": 1}),
+            CheckSettings(freq="h"),
             source_name=DEMO_SOURCE_NAME,
-            freq="h",
             opening_statements=opening,
             on_statement=progress.on_statement,
         )
@@ -125,7 +126,14 @@ def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) 
 
     The option values are parsed before the source is opened, so a typo costs no query.
     """
-    ratios = parse_ratios(args.ratios)
+    design = Design(parse_ratios(args.ratios))
+    settings = CheckSettings(
+        freq=args.freq,
+        window=args.window,
+        z_threshold=args.z_threshold,
+        drop_method=args.drop_method,
+        srm_alpha=args.alpha,
+    )
     metrics = [parse_metric(text) for text in args.metric]
     guardrails = [parse_guardrail(text) for text in args.guardrail]
     distinct_names(metrics, "--metric")
@@ -133,13 +141,9 @@ def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) 
     monitor, opening = _open_monitor(args, progress)
     return run_report(
         monitor,
-        ratios,
+        design,
+        settings,
         source_name=_short_source_name(args, monitor),
-        freq=args.freq,
-        window=args.window,
-        z_threshold=args.z_threshold,
-        drop_method=args.drop_method,
-        srm_alpha=args.alpha,
         guardrails=guardrails,
         segment_cols=args.segment_col,
         metrics=metrics,

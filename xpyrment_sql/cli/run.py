@@ -10,6 +10,7 @@ without ever seeing the monitor.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -19,30 +20,20 @@ import pandas as pd
 from xpyrment_sql.queries.log import check_name, recording_sql
 from xpyrment_sql.reporting.charts import traffic_png
 from xpyrment_sql.reporting.records import MonitoringReport, SentStatement
-from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION
 
 if TYPE_CHECKING:
     from xpyrment_sql.checks.guardrails import GuardrailMetric
     from xpyrment_sql.checks.metrics import Metric
     from xpyrment_sql.monitor import LiveMonitor
-    from xpyrment_sql.settings import Ratios
+    from xpyrment_sql.settings import CheckSettings, Design
 
 
 def run_report(
     monitor: LiveMonitor,
-    expected_ratios: Ratios,
+    design: Design,
+    settings: CheckSettings,
     *,
     source_name: str,
-    freq: str = "D",
-    window: int = 7,
-    z_threshold: float | None = None,
-    drop_method: str = "seasonal",
-    srm_alpha: float = 0.001,
-    sequential_alpha: float = 0.01,
-    concentration: float = DEFAULT_CONCENTRATION,
-    min_units: int = 0,
-    min_deviation: float = 0.0,
-    max_multiple_exposure_share: float | None = 0.01,
     guardrails: Sequence[GuardrailMetric] = (),
     segment_cols: Sequence[str] = (),
     metrics: Sequence[Metric] = (),
@@ -50,24 +41,14 @@ def run_report(
     on_statement: Callable[[str], None] | None = None,
     chart: bool = True,
 ) -> MonitoringReport:
-    """Run the checks once (anytime-valid sequential test) and collect what the report shows.
+    """Run the checks once and collect what the report shows.
 
     Args:
         monitor: The monitor to run (alerts go to its dispatcher, as with ``run_telemetry_checks``).
-        expected_ratios: Designed ratios (list aligned with sorted variant names, or dict).
+        design: The experiment's designed split (and control).
+        settings: How to check it (bins, drop test, SRM levels); ``srm_alpha`` is also the level of
+            the SRM per segment.
         source_name: How the report names the log (a short name, not a temporary path).
-        freq: Bin size.
-        window: Bins in the z-score drop test's baseline.
-        z_threshold: z-score below ``-z_threshold`` that counts as a drop; ``None`` takes the drop
-            method's calibrated default.
-        drop_method: ``"seasonal"`` (the judged bin against the same bin in earlier cycles) or
-            ``"zscore"`` (against the ``window`` bins before it).
-        srm_alpha: Level of the chi-square SRM test, and of the SRM per segment.
-        sequential_alpha: Level of the anytime-valid SRM test.
-        concentration: Prior weight of the anytime-valid test.
-        min_units: No SRM verdict while a variant has fewer units.
-        min_deviation: Smallest share deviation that counts as an SRM.
-        max_multiple_exposure_share: Multiple-exposure threshold (``None`` skips that query).
         guardrails: Guardrail metrics to evaluate and report (one more query).
         segment_cols: Columns whose value combinations are the segments of
             :meth:`LiveMonitor.check_srm_by` (one more query), run after the telemetry checks.
@@ -79,55 +60,32 @@ def run_report(
     started_at = pd.Timestamp.now(tz="UTC")
     clock = time.perf_counter()
     with recording_sql(on_statement) as statements:
-        telemetry = monitor.run_telemetry_checks(
-            expected_ratios,
-            freq=freq,
-            window=window,
-            z_threshold=z_threshold,
-            drop_method=drop_method,
-            srm_alpha=srm_alpha,
-            sequential_alpha=sequential_alpha,
-            concentration=concentration,
-            min_units=min_units,
-            min_deviation=min_deviation,
-            max_multiple_exposure_share=max_multiple_exposure_share,
-            guardrails=guardrails,
-        )
+        telemetry = monitor.run(design, settings, guardrails=guardrails)
         segments = None
         if segment_cols:
-            segments = monitor.check_srm_by(list(segment_cols), expected_ratios, alpha=srm_alpha)
+            ratios, alpha = design.expected_ratios, settings.srm_alpha
+            segments = monitor.check_srm_by(list(segment_cols), ratios, alpha=alpha)
         calculated = monitor.calculate_metrics(list(metrics)) if metrics else None
     png, note = None, ""
     if chart:
         png, note = traffic_png(
             telemetry.traffic,
-            expected_ratios,
-            window=window,
-            z_threshold=z_threshold,
-            drop_method=drop_method,
-            alpha=sequential_alpha,
-            concentration=concentration,
+            design.expected_ratios,
+            window=settings.window,
+            z_threshold=settings.z_threshold,
+            drop_method=settings.drop_method,
+            alpha=settings.sequential_alpha,
+            concentration=settings.concentration,
         )
-    settings = (
-        ("freq", freq),
-        ("drop_method", drop_method),
-        ("window", window),
-        ("z_threshold", "method default" if z_threshold is None else z_threshold),
-        ("srm_alpha", srm_alpha),
-        ("sequential_alpha", sequential_alpha),
-        ("concentration", concentration),
-        ("min_units", min_units),
-        ("min_deviation", min_deviation),
-        ("max_multiple_exposure_share", max_multiple_exposure_share),
-        ("segment_cols", ", ".join(segment_cols) or None),
-    )
+    shown = tuple((field.name, getattr(settings, field.name)) for field in dataclasses.fields(settings))
+    shown += (("segment_cols", ", ".join(segment_cols) or None),)
     return MonitoringReport(
         telemetry=telemetry,
         source_name=source_name,
         started_at=started_at,
         seconds=time.perf_counter() - clock,
         statements=tuple(SentStatement(check_name(sql), sql) for sql in (*opening_statements, *statements)),
-        settings=settings,
+        settings=shown,
         chart_png=png,
         chart_note=note,
         segments=segments,
