@@ -35,12 +35,15 @@ from xpyrment_sql.results import (
     TrafficAnomalyResult,
     TrafficMatrix,
 )
+from xpyrment_sql.settings import CheckSettings, Design
 
 __all__ = [
     "AnytimeSRMResult",
     "BackendError",
+    "CheckSettings",
     "ColumnError",
     "DataError",
+    "Design",
     "DispatchOutcome",
     "GuardrailMetric",
     "GuardrailReport",

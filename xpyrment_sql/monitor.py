@@ -131,8 +131,8 @@ class LiveMonitor:
         return self._until
 
     @property
-    def time_col(self) -> str:
-        """The exposure timestamp column."""
+    def time_col(self) -> str | None:
+        """The exposure timestamp column (``None`` only for a source opened without one)."""
         return self.source.time_col
 
     @property

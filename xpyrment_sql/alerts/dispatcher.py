@@ -11,6 +11,7 @@ and host, and no URL reaches a log line, a result or an error message.
 from __future__ import annotations
 
 import dataclasses
+import email.message
 import http
 import http.client
 import json
@@ -23,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import IO, Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from xpyrment_sql.errors import ParameterError
@@ -142,10 +143,16 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
     registered (for 301-303 as a body-less GET). Returning ``None`` lets urllib raise the 3xx as an
     ``HTTPError``, which the delivery reports as a failure."""
 
-    def _refuse(self, *args: Any) -> None:
-        """Handle no redirect status, so the default error handler raises it."""
-
-    http_error_301 = http_error_302 = http_error_303 = http_error_307 = http_error_308 = _refuse
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: email.message.Message,
+        newurl: str,
+    ) -> None:
+        """Build no follow-up request for any redirect, so urllib raises the 3xx as an error."""
 
 
 class _Delivery:
@@ -205,7 +212,8 @@ class _Delivery:
 
         def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
             connection = http_class(host, **kwargs)
-            connection._create_connection = self._connect  # http.client opens its socket through this
+            # http.client opens its socket through this private hook
+            connection._create_connection = self._connect  # type: ignore[attr-defined]
             return connection
 
         return make

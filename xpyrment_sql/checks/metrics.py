@@ -24,7 +24,7 @@ import pandas as pd
 
 from xpyrment_sql.errors import ColumnError, DataError, ParameterError, listed
 from xpyrment_sql.queries import moments
-from xpyrment_sql.results.metrics import MetricsReport
+from xpyrment_sql.results.metrics import MetricResult, MetricsReport
 from xpyrment_sql.source import Source, open_source
 from xpyrment_sql.stats.effects import ArmMoments, compare
 from xpyrment_sql.stats.srm import check_alpha, find_control
@@ -199,7 +199,7 @@ def calculate_metrics(
     variants = tuple(frame.index)
     control = _resolve_control(variants, control, variant_col)
     treatments = tuple(v for v in variants if v != control)
-    results = []
+    results: list[MetricResult] = []
     for index, metric in enumerate(metrics):
         arms = {v: _arm_moments(frame, index, metric, v) for v in variants}
         results.extend(

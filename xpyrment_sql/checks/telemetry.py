@@ -26,7 +26,7 @@ from xpyrment_sql.checks.srm import (
     sprt_shares_for_ratios,
 )
 from xpyrment_sql.checks.traffic import fetch_matrix
-from xpyrment_sql.results import AnytimeSRMResult, SequentialSRMResult, TelemetryReport
+from xpyrment_sql.results import AnytimeSRMResult, DispatchOutcome, SequentialSRMResult, TelemetryReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
 
@@ -88,7 +88,7 @@ def run_telemetry(
     if settings.max_multiple_exposure_share is not None:
         exposure = multiple_exposure(source, variant_col, until, settings.max_multiple_exposure_share)
     alerts = telemetry_alerts(anomaly, live, sequential, exposure, guarded)
-    dispatches = ()
+    dispatches: tuple[DispatchOutcome, ...] = ()
     if dispatcher is not None:
         dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in alerts)
     return TelemetryReport(

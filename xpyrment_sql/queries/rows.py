@@ -43,7 +43,7 @@ def bin_key(ts: ir.TimestampValue, bins: BinSpec, until: pd.Timestamp | None) ->
     """``floor((epoch + utc_offset(epoch) + origin) / width)`` as a backend expression (see ``bins``)."""
     epoch = ts.epoch_seconds()
     shifted = epoch + bins.origin if bins.origin else epoch
-    if bins.uses_local_offset:
+    if bins.uses_local_offset and bins.tz is not None:
         shifted = shifted + _utc_offset(epoch, bins.tz, until)
     return (shifted / bins.width).floor().cast("int64")
 
