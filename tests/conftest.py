@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import xpyrment_sql as xs
+from xpyrment_sql.synthetic import write_exposure_log
+
 from backends import READER, experiment_log, load_postgres, spark_session
 from postgres_server import PostgresServer, running_server
 
@@ -84,3 +87,19 @@ def spark() -> Iterator[Any]:
     """A local two-core SparkSession for the whole session (a missing JVM fails, never skips)."""
     with spark_session() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def broken_log(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Parquet log whose treatment units are lost from a quarter of the span on: both SRM tests fire."""
+    path = tmp_path_factory.mktemp("broken") / "broken.parquet"
+    write_exposure_log(
+        path, rows=40_000, days=2, rows_per_unit=1.5, diurnal=False, seed=5,
+        srm={"arm": "treatment", "keep": 0.5, "after": 0.25},
+    )  # fmt: skip
+    return str(path)
+
+
+def latency_guardrails() -> list[xs.GuardrailMetric]:
+    """One guardrail on the synthetic log's ``value`` column: latency must not rise by 2%."""
+    return [xs.GuardrailMetric(xs.MeanMetric("latency", "value"), 0.02, direction="increase")]

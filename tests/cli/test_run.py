@@ -8,39 +8,25 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
-
 import xpyrment_sql as xs
 from xpyrment_sql.cli.main import main
 from xpyrment_sql.cli.run import run_report
 from xpyrment_sql.queries.log import check_name
 from xpyrment_sql.reporting.documents import render_html
 from xpyrment_sql.settings import CheckSettings, Design
-from xpyrment_sql.synthetic import write_exposure_log
 
-
-@pytest.fixture(scope="module")
-def broken_log(tmp_path_factory):
-    """Treatment units lost from a quarter of the span on: both SRM tests fire."""
-    path = tmp_path_factory.mktemp("run") / "broken.parquet"
-    write_exposure_log(
-        path, rows=40_000, days=2, rows_per_unit=1.5, diurnal=False, seed=5,
-        srm={"arm": "treatment", "keep": 0.5, "after": 0.25},
-    )  # fmt: skip
-    return str(path)
-
-
-def _guardrails():
-    return [xs.GuardrailMetric(xs.MeanMetric("latency", "value"), 0.02, direction="increase")]
+from conftest import latency_guardrails
 
 
 def test_the_report_costs_no_query_beyond_the_checks(broken_log, query_log):
-    xs.LiveMonitor(broken_log, time_col="ts").run_telemetry_checks([1, 1], freq="h", guardrails=_guardrails())
+    xs.LiveMonitor(broken_log, time_col="ts").run_telemetry_checks(
+        [1, 1], freq="h", guardrails=latency_guardrails()
+    )
     checks_alone = list(query_log)
     monitor = xs.LiveMonitor(broken_log, time_col="ts")
     query_log.clear()
     report = run_report(
-        monitor, Design([1, 1]), CheckSettings(freq="h"), source_name="x", guardrails=_guardrails()
+        monitor, Design([1, 1]), CheckSettings(freq="h"), source_name="x", guardrails=latency_guardrails()
     )
     assert len(checks_alone) == 4, "span, guardrail moments, traffic matrix, multiple exposure"
     assert _tables_renamed(query_log) == _tables_renamed(checks_alone[1:]), "an outer verbose log sees them"

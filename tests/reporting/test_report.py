@@ -21,29 +21,13 @@ from xpyrment_sql.reporting import text as report
 from xpyrment_sql.reporting.documents import render_html, render_markdown, write_report
 from xpyrment_sql.reporting.sections import report_sections
 from xpyrment_sql.settings import CheckSettings, Design
-from xpyrment_sql.synthetic import write_exposure_log
 
-from conftest import make_log
+from conftest import latency_guardrails, make_log
 
 HEADINGS = [
     "Verdict", "Checks", "Traffic chart", "Traffic", "Sample ratio mismatch", "Guardrails",
     "SQL that ran", "Run",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def broken_log(tmp_path_factory):
-    """Treatment units lost from a quarter of the span on: both SRM tests fire."""
-    path = tmp_path_factory.mktemp("report") / "broken.parquet"
-    write_exposure_log(
-        path, rows=40_000, days=2, rows_per_unit=1.5, diurnal=False, seed=5,
-        srm={"arm": "treatment", "keep": 0.5, "after": 0.25},
-    )  # fmt: skip
-    return str(path)
-
-
-def _guardrails():
-    return [xs.GuardrailMetric(xs.MeanMetric("latency", "value"), 0.02, direction="increase")]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +38,7 @@ def run(broken_log):
         Design([1, 1]),
         CheckSettings(freq="h"),
         source_name="broken.parquet",
-        guardrails=_guardrails(),
+        guardrails=latency_guardrails(),
     )
 
 
