@@ -10,6 +10,7 @@ the sticky ``shutoff_triggered`` flag.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from xpyrment_sql.bins import as_utc, check_tz, parse_freq
 from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import multiple_exposure
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.incremental import DEFAULT_LATENESS, StateSettings
 from xpyrment_sql.checks.metrics import Metric, calculate_metrics
 from xpyrment_sql.checks.segments import check_dimension_cols, srm_by_segment
 from xpyrment_sql.checks.srm import anytime, live_srm, sprt, sprt_candidate_shares
@@ -85,6 +87,16 @@ class LiveMonitor:
         threads: DuckDB ``threads`` for the embedded engine.
         temp_directory: Where the embedded DuckDB spills (default: a private temporary folder).
         progress: Show DuckDB's progress bar on stderr for queries longer than two seconds.
+        state: A local file (a DuckDB database the library creates, never in your database) where
+            :meth:`run_telemetry_checks` keeps what it learned: later runs read only the rows since
+            the last one (minus ``lateness``) and give exactly a full run's results. Files and
+            DataFrames only; see :mod:`xpyrment_sql.checks.incremental`.
+        lateness: How late a row may arrive and still be counted by a run with ``state`` (default
+            one hour): size it to your pipeline's largest delay.
+        refresh: Rebuild ``state`` from the whole log (needed when it was built from another source,
+            columns, bin size or zone, which is refused otherwise).
+        verify: With ``state``, also recompute from the whole log and report any difference
+            (``report.state.differences``): rows later than ``lateness`` show up there.
 
     Attributes:
         shutoff_triggered: Sticky flag, set once an SRM check fires in :meth:`run_telemetry_checks`.
@@ -107,6 +119,10 @@ class LiveMonitor:
         threads: int | None = None,
         temp_directory: str | None = None,
         progress: bool = False,
+        state: str | os.PathLike[str] | None = None,
+        lateness: Any = DEFAULT_LATENESS,
+        refresh: bool = False,
+        verify: bool = False,
     ) -> None:
         self.source: Source = open_source(
             data,
@@ -121,6 +137,7 @@ class LiveMonitor:
         self.dispatcher = dispatcher
         self.tz = check_tz(tz)
         self._until = _parse_until(until)
+        self.state = None if state is None else StateSettings.of(state, lateness, refresh, verify)
         self.shutoff_triggered = False
 
     @property
@@ -401,6 +418,7 @@ class LiveMonitor:
             exact=self.exact,
             guardrails=guardrails,
             dispatcher=self.dispatcher,
+            state=self.state,
         )
         self.shutoff_triggered = self.shutoff_triggered or report.shutoff_triggered
         return dataclasses.replace(report, shutoff_triggered=self.shutoff_triggered)

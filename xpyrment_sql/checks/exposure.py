@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -11,13 +12,19 @@ from xpyrment_sql.source import Source
 
 
 def multiple_exposure(
-    source: Source, variant_col: str, until: pd.Timestamp | None, max_share: float
+    source: Source,
+    variant_col: str,
+    until: pd.Timestamp | None,
+    max_share: float,
+    query: ir.Table | None = None,
 ) -> MultipleExposureResult:
     """Units seen under more than one variant, per pair of variants (one grouped query).
 
-    ``share = multiple_units / units``; the check fires when ``share > max_share``.
+    ``share = multiple_units / units``; the check fires when ``share > max_share``. ``query`` replaces
+    the query over the log's rows (an incremental run counts the pairs in its state file instead).
     """
-    query = queries.multiple_exposure_counts(source, variant_col, until)
+    if query is None:
+        query = queries.multiple_exposure_counts(source, variant_col, until)
     frame = source.execute(query, "the multiple-exposure query (check_multiple_exposure)")
     units = int(frame["units"].iloc[0])
     multiple = int(frame["multiple"].fillna(0).iloc[0])

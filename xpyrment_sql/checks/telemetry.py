@@ -18,6 +18,7 @@ from xpyrment_sql.alerts.rules import shutoff_required, telemetry_alerts
 from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import multiple_exposure
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
+from xpyrment_sql.checks.incremental import StateSettings, check_state_run, checked_incrementally
 from xpyrment_sql.checks.srm import (
     SPRT_DELTA,
     anytime,
@@ -42,13 +43,16 @@ def run_telemetry(
     exact: bool = True,
     guardrails: Sequence[GuardrailMetric] = (),
     dispatcher: WebhookAlertDispatcher | None = None,
+    state: StateSettings | None = None,
 ) -> TelemetryReport:
     """Run every check at the evaluation instant ``until``, raise and dispatch the alerts.
 
     ``tz`` is the zone whose local midnight starts day and week bins; ``exact=False`` estimates the
     active units per bin (see ``LiveMonitor``).
 
-    ``shutoff_triggered`` in the record is this run's verdict; the monitor keeps it sticky.
+    ``shutoff_triggered`` in the record is this run's verdict; the monitor keeps it sticky. With
+    ``state``, the traffic matrix and the multiple-exposure counts come from the state file plus the
+    rows since its watermark (:mod:`xpyrment_sql.checks.incremental`), exactly as a full run's.
     """
     guarded = None
     if guardrails:
@@ -56,16 +60,25 @@ def run_telemetry(
             source, guardrails, variant_col, design.control, source.unit_col, until=until
         )
     sprt = settings.sequential_method == "sprt"
-    matrix, crossings = fetch_matrix(
-        source,
-        variant_col,
-        settings.bins(tz),
-        until,
-        exact,
-        sprt_shares_for_ratios(design.expected_ratios) if sprt else (),
-        SPRT_DELTA,
-        settings.sequential_alpha,
-    )
+    share = settings.max_multiple_exposure_share
+    run = None
+    if state is None:
+        matrix, crossings = fetch_matrix(
+            source,
+            variant_col,
+            settings.bins(tz),
+            until,
+            exact,
+            sprt_shares_for_ratios(design.expected_ratios) if sprt else (),
+            SPRT_DELTA,
+            settings.sequential_alpha,
+        )
+        exposure = None if share is None else multiple_exposure(source, variant_col, until, share)
+    else:
+        check_state_run(source, exact, sprt)
+        bins = settings.bins(tz)
+        matrix, exposure, run = checked_incrementally(source, variant_col, bins, until, state, share)
+        crossings = None
     anomaly = judge_traffic_drop(
         matrix, settings.drop_method, settings.window, settings.z_threshold, settings.drop_threshold
     )
@@ -84,9 +97,6 @@ def run_telemetry(
             settings.min_units,
             settings.min_deviation,
         )
-    exposure = None
-    if settings.max_multiple_exposure_share is not None:
-        exposure = multiple_exposure(source, variant_col, until, settings.max_multiple_exposure_share)
     alerts = telemetry_alerts(anomaly, live, sequential, exposure, guarded)
     dispatches: tuple[DispatchOutcome, ...] = ()
     if dispatcher is not None:
@@ -101,4 +111,5 @@ def run_telemetry(
         dispatches=dispatches,
         multiple_exposure=exposure,
         guardrails=guarded,
+        state=run,
     )

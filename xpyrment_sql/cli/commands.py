@@ -175,6 +175,10 @@ def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tupl
             exact=not args.approx,
             memory_limit=args.memory_limit,
             threads=args.threads,
+            state=args.state,
+            lateness=args.lateness,
+            refresh=args.full_refresh,
+            verify=args.verify,
         )
     return monitor, statements
 

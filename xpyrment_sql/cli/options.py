@@ -220,3 +220,21 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
     )
+    command.add_argument(
+        "--state",
+        metavar="FILE",
+        help="local state file: later runs read only the rows since the last one (files and DataFrames)",
+    )
+    command.add_argument(
+        "--lateness",
+        default="1h",
+        help="with --state: how late a row may arrive and still be counted (default: 1h)",
+    )
+    command.add_argument(
+        "--full-refresh", action="store_true", help="with --state: rebuild it from the whole log"
+    )
+    command.add_argument(
+        "--verify",
+        action="store_true",
+        help="with --state: also recompute from the whole log and report any difference",
+    )

@@ -13,7 +13,12 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 
 from xpyrment_sql.queries.rows import before, bin_key, exposures, instant
 from xpyrment_sql.queries.traffic import SprtSpec, traffic_counts
-from xpyrment_sql.queries.units import multiple_exposure_counts, segment_units, units_per_variant
+from xpyrment_sql.queries.units import (
+    multiple_exposure_counts,
+    segment_units,
+    shared_units,
+    units_per_variant,
+)
 
 __all__ = [
     "SprtSpec",
@@ -23,6 +28,7 @@ __all__ = [
     "instant",
     "multiple_exposure_counts",
     "segment_units",
+    "shared_units",
     "traffic_counts",
     "units_per_variant",
 ]

@@ -46,7 +46,7 @@ def traffic_counts(
     """
     rows = exposures(source, variant_col, until)
     if exact:
-        active = _active_units(rows, bins, until, chunks)
+        active = active_units(rows, bins, until, chunks)
     else:
         binned = rows.mutate(bin=bin_key(rows.ts, bins, until))
         active = binned.group_by(["bin", "variant"]).aggregate(active=binned.unit.approx_nunique())
@@ -62,8 +62,11 @@ def traffic_counts(
     return counts.limit(max_rows + 1) if max_rows is not None else counts
 
 
-def _active_units(
-    rows: ir.Table, bins: BinSpec, until: pd.Timestamp | None, chunks: Sequence[Chunk]
+def active_units(
+    rows: ir.Table,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    chunks: Sequence[Chunk] = ((None, None),),
 ) -> ir.Table:
     """Exact distinct units per (bin, variant), deduplicating one time chunk at a time."""
     per_chunk = []

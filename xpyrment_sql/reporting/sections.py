@@ -76,6 +76,7 @@ def report_sections(run: MonitoringReport) -> list[Section]:
         *report.undelivered(telemetry),
         *report.judged_lines(telemetry),
         report.unit_line(run.unit_col, run.unit_rule),
+        report.state_line(telemetry),
         report.traffic_summary(telemetry),
     )
     sections = [

@@ -85,6 +85,23 @@ def judged_lines(report: TelemetryReport) -> list[str]:
     return lines
 
 
+def state_line(report: TelemetryReport) -> str:
+    """What a run with a state file read and whether its verification agreed, or ``""`` without one."""
+    state = report.state
+    if state is None:
+        return ""
+    if state.full_build:
+        line = f"State {state.state_path}: built from the whole log"
+    else:
+        line = f"State {state.state_path}: read the rows from {state.since} on"
+    line += f", watermark {state.watermark}." if state.watermark is not None else "."
+    if state.verified is True:
+        line += " Verified: a full recomputation gives the same numbers."
+    elif state.verified is False:
+        line += " VERIFY FAILED: " + "; ".join(state.differences) + " (run with --full-refresh)."
+    return line
+
+
 def unit_line(unit_col: str | None, unit_rule: str | None = None) -> str:
     """``"Unit column: user_id (rule)"``, or ``""`` when the unit column is not known."""
     if not unit_col:
@@ -163,7 +180,13 @@ def format_report(
 ) -> str:
     """A readable summary: the outcome and judged bin first, one line per check, the newest bins."""
     traffic = report.traffic
-    lead = [outcome(report), *undelivered(report), *judged_lines(report), unit_line(unit_col, unit_rule)]
+    lead = [
+        outcome(report),
+        *undelivered(report),
+        *judged_lines(report),
+        unit_line(unit_col, unit_rule),
+        state_line(report),
+    ]
     lines = [f"xpyrment-sql check: {source_name}", *(line for line in lead if line), traffic_summary(report)]
     lines += ["", f"{'check':<24}{'status':<8}detail"]
     lines += [_row(row.name, row.fired, row.detail) for row in check_rows(report)]

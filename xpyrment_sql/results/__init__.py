@@ -23,7 +23,7 @@ from xpyrment_sql.results.srm import (
     SegmentSRMResult,
     SequentialSRMResult,
 )
-from xpyrment_sql.results.telemetry import DispatchOutcome, TelemetryReport
+from xpyrment_sql.results.telemetry import DispatchOutcome, StateRun, TelemetryReport
 from xpyrment_sql.results.traffic import TrafficAnomalyResult, TrafficMatrix
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Result",
     "SegmentSRMResult",
     "SequentialSRMResult",
+    "StateRun",
     "TelemetryReport",
     "TrafficAnomalyResult",
     "TrafficMatrix",

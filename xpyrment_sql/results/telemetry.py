@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
+
 from xpyrment_sql.results.base import Result
 from xpyrment_sql.results.metrics import GuardrailReport
 from xpyrment_sql.results.srm import (
@@ -33,6 +35,28 @@ class DispatchOutcome(Result):
         return not self.failed
 
 
+@dataclasses.dataclass(frozen=True)
+class StateRun(Result):
+    """What a run with a state file read and kept (see :mod:`xpyrment_sql.checks.incremental`).
+
+    Attributes:
+        state_path: The state file.
+        full_build: True when the state was built from the whole log (its first run, or a refresh).
+        since: Start of the window of rows this run read (``None`` for a full build).
+        watermark: The latest exposure seen, after this run.
+        verified: With ``verify=True``, whether a full recomputation gave the same numbers; else ``None``.
+        differences: What differed from the full recomputation (rows that arrived later than the
+            lateness allowance show up here).
+    """
+
+    state_path: str
+    full_build: bool
+    since: pd.Timestamp | None = None
+    watermark: pd.Timestamp | None = None
+    verified: bool | None = None
+    differences: tuple[str, ...] = ()
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class TelemetryReport(Result):
     """Everything ``run_telemetry_checks`` found, read like the seed's dict.
@@ -51,6 +75,7 @@ class TelemetryReport(Result):
     dispatches: tuple[DispatchOutcome, ...] = ()
     multiple_exposure: MultipleExposureResult | None = None
     guardrails: GuardrailReport | None = None
+    state: StateRun | None = None
 
     @property
     def healthy(self) -> bool:

@@ -19,7 +19,7 @@ from xpyrment_sql.source.files import open_files, parquet_span
 from xpyrment_sql.source.frames import frame_table, is_frame
 from xpyrment_sql.source.table import Source
 from xpyrment_sql.source.timestamps import check_time_type, check_time_unit, parse_time_strings
-from xpyrment_sql.source.urls import open_url
+from xpyrment_sql.source.urls import open_url, redact_url
 
 _DEFAULT_ENGINE = EngineSettings()
 
@@ -62,7 +62,7 @@ def open_source(
         DataError: a string time column holds values that do not parse as timestamps.
     """
     check_time_unit(time_col, time_unit)
-    expr, backend, is_parquet = _open_table(data, table, engine)
+    expr, backend, is_parquet, origin, embedded = _open_table(data, table, engine)
     schema = dict(expr.schema().items())
     if not schema:
         raise SourceError("the data source has no columns")
@@ -86,6 +86,8 @@ def open_source(
         schema=schema,
         unit_rule=rule,
         time_unit=time_unit,
+        origin=origin,
+        embedded=embedded,
     )
     if time_col is None:
         return source
@@ -96,26 +98,30 @@ def open_source(
     return source
 
 
-def _open_table(data: Any, table: str | None, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
-    """The Ibis table, the backend that runs it, and whether it reads Parquet files in place."""
+def _open_table(
+    data: Any, table: str | None, engine: EngineSettings
+) -> tuple[ir.Table, Any, bool, str, bool]:
+    """The Ibis table, the backend that runs it, whether it reads Parquet files in place, where the
+    rows come from (for a state file's fingerprint) and whether they run on the private embedded DuckDB.
+    """
     if isinstance(data, ir.Table):
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with an Ibis table")
         try:
-            return data, data.get_backend(), False
+            return data, data.get_backend(), False, "an Ibis table", False
         except Exception:
-            return data, embedded_duckdb(engine), False
+            return data, embedded_duckdb(engine), False, "an unbound Ibis table", True
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if "://" in text:
-            return (*open_url(text, table), False)
+            return (*open_url(text, table), False, f"{redact_url(text)} table {table}", False)
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with a file path")
-        return open_files(text, engine)
+        return (*open_files(text, engine), f"files {os.path.abspath(text)}", True)
     if table is not None:
         raise SourceError("table= is only used with a connection URL")
     if is_frame(data):
-        return frame_table(data), embedded_duckdb(engine), False
+        return frame_table(data), embedded_duckdb(engine), False, f"a {type(data).__name__}", True
     raise SourceError(
         f"cannot monitor an object of type {type(data).__name__}; expected a Parquet/CSV path or glob, "
         "a pandas or polars DataFrame, a pyarrow Table, an Ibis table, or a connection URL with table="

@@ -61,6 +61,10 @@ class Source:
         time_unit: Unit of an epoch-number time column (one of ``TIME_UNITS``), else ``None``.
         time_offsets: Whether some value of a string time column carries a UTC offset or zone
             (``...Z``, ``+02:00``); then every value is parsed as an instant, naive ones as UTC.
+        origin: Where the rows come from, in words (``files /data/*.parquet``, ``a DataFrame``, a
+            redacted URL and table): part of a state file's fingerprint.
+        embedded: True when the queries run on the library's private embedded DuckDB (files and
+            frames), where a local state file can be attached next to the rows.
     """
 
     table: ir.Table
@@ -73,6 +77,8 @@ class Source:
     unit_rule: str = "given"
     time_unit: str | None = None
     time_offsets: bool = False
+    origin: str = "an Ibis table"
+    embedded: bool = False
 
     @property
     def unit_rule_text(self) -> str:

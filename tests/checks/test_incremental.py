@@ -1,0 +1,171 @@
+"""Runs with a state file give exactly what a full run on the same rows gives.
+
+Random logs arrive in random appends: each row has an exposure time and an arrival time up to
+``lateness`` later, and the log at a run holds the rows that have arrived by then. After every
+append the run with a state file is compared, record by record, with a full run without one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xpyrment_sql as xs
+from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.state import StateError, StateMismatchError
+
+from conftest import make_log
+
+START = pd.Timestamp("2026-01-05")
+RATIOS = {"control": 1, "treatment": 1}
+
+
+def arriving_log(seed: int, rows: int, units: int, days: int, lateness_minutes: int) -> pd.DataFrame:
+    """Exposures with an arrival time each, up to ``lateness_minutes`` after the exposure."""
+    log = make_log(units=units, rows=rows, days=days, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    crossover = rng.random(len(log)) < 0.02
+    log.loc[crossover, "variant"] = np.where(log.variant[crossover] == "control", "treatment", "control")
+    delay = pd.to_timedelta(rng.integers(0, max(lateness_minutes, 1) * 60, len(log)), unit="s")
+    return log.assign(arrived=log.ts + delay)
+
+
+def comparable(report: xs.TelemetryReport) -> dict:
+    """A report's numbers, without what only an incremental run has."""
+    data = report.to_dict()
+    data.pop("state")
+    return data
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    cuts=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=4, unique=True),
+    freq=st.sampled_from(["h", "15min", "D"]),
+    lateness_minutes=st.sampled_from([0, 20, 90]),
+    use_until=st.booleans(),
+)
+def test_appends_give_exactly_the_full_runs_results(
+    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until
+):
+    log = arriving_log(seed, rows=1500, units=300, days=3, lateness_minutes=lateness_minutes)
+    state = tmp_path_factory.mktemp("state") / "monitor-state.duckdb"
+    span = log.arrived.max() - START
+    incremental_runs = 0
+    for cut in [*sorted(cuts), 1.0]:
+        now = START + span * cut + pd.Timedelta(seconds=1)
+        arrived = log[log.arrived < now].drop(columns="arrived")
+        if arrived.empty:
+            continue
+        until = now if use_until else None
+        lateness = pd.Timedelta(minutes=lateness_minutes)
+        kept = xs.LiveMonitor(arrived, time_col="ts", until=until, state=state, lateness=lateness)
+        full = xs.LiveMonitor(arrived, time_col="ts", until=until)
+        got = kept.run_telemetry_checks(RATIOS, freq=freq)
+        expected = full.run_telemetry_checks(RATIOS, freq=freq)
+        assert comparable(got) == comparable(expected), (cut, freq)
+        assert got.state is not None
+        assert got.state.state_path == str(state)
+        incremental_runs += not got.state.full_build
+    assert incremental_runs >= 1, "every log here has rows before its last cut"
+
+
+def test_the_second_run_reads_only_the_window_and_says_so(tmp_path):
+    log = make_log(units=500, rows=5000, days=4)
+    state = tmp_path / "state.duckdb"
+    first = xs.LiveMonitor(log[log.ts < START + pd.Timedelta(days=3)], time_col="ts", state=state)
+    built = first.run_telemetry_checks(RATIOS, freq="h").state
+    assert built.full_build
+    assert built.since is None
+    second = xs.LiveMonitor(log, time_col="ts", state=state, lateness="2h").run_telemetry_checks(
+        RATIOS, freq="h"
+    )
+    assert not second.state.full_build
+    assert second.state.since == (built.watermark - pd.Timedelta(hours=2)).floor("h")
+    assert second.state.watermark == log.ts.max().tz_localize("UTC")
+
+
+def test_a_state_file_of_other_settings_is_refused_naming_what_differs(tmp_path):
+    log = make_log()
+    state = tmp_path / "state.duckdb"
+    xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    with pytest.raises(StateMismatchError, match=r"state\.duckdb.*freq") as info:
+        xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="D")
+    assert "refresh" in str(info.value)
+    rebuilt = xs.LiveMonitor(log, time_col="ts", state=state, refresh=True).run_telemetry_checks(
+        RATIOS, freq="D"
+    )
+    assert rebuilt.state.full_build
+
+
+def test_verify_finds_rows_later_than_the_allowance(tmp_path):
+    log = make_log(units=400, rows=4000, days=3)
+    cut = START + pd.Timedelta(days=2)
+    state = tmp_path / "state.duckdb"
+    on_time = log[log.ts < cut]
+    xs.LiveMonitor(on_time, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    too_late = log.iloc[:5].assign(ts=START + pd.Timedelta(hours=1), unit_id=[10**6 + i for i in range(5)])
+    grown = pd.concat([log, too_late], ignore_index=True)
+    run = xs.LiveMonitor(grown, time_col="ts", state=state, verify=True).run_telemetry_checks(
+        RATIOS, freq="h"
+    )
+    assert run.state.verified is False
+    assert any("units differ" in d for d in run.state.differences)
+    clean = xs.LiveMonitor(grown, time_col="ts", state=state, refresh=True, verify=True)
+    assert clean.run_telemetry_checks(RATIOS, freq="h").state.verified is True
+
+
+def test_until_before_the_watermark_is_refused(tmp_path):
+    log = make_log()
+    state = tmp_path / "state.duckdb"
+    xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    with pytest.raises(StateError, match="before the watermark"):
+        xs.LiveMonitor(log, time_col="ts", state=state, until=START).run_telemetry_checks(RATIOS, freq="h")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"lateness": "soon"}, "lateness='soon' is not a duration"),
+        ({"lateness": "-1h"}, "must be a duration of zero or more"),
+    ],
+)
+def test_bad_state_settings_are_refused(tmp_path, kwargs, words):
+    with pytest.raises(ParameterError, match=words):
+        xs.LiveMonitor(make_log(), time_col="ts", state=tmp_path / "s.duckdb", **kwargs)
+
+
+def test_a_folder_is_not_a_state_file(tmp_path):
+    with pytest.raises(ParameterError, match="is a folder"):
+        xs.LiveMonitor(make_log(), time_col="ts", state=tmp_path)
+
+
+def test_state_needs_the_embedded_engine_and_exact_counts(tmp_path):
+    import ibis
+
+    table = ibis.duckdb.connect().create_table("log", make_log())
+    with pytest.raises(ParameterError, match="needs a log read by the embedded engine"):
+        xs.LiveMonitor(table, time_col="ts", state=tmp_path / "s.duckdb").run_telemetry_checks(RATIOS)
+    approx = xs.LiveMonitor(make_log(), time_col="ts", state=tmp_path / "s.duckdb", exact=False)
+    with pytest.raises(ParameterError, match="exact=True"):
+        approx.run_telemetry_checks(RATIOS)
+
+
+def test_a_late_row_moves_a_units_first_exposure_to_an_earlier_bin(tmp_path):
+    stamps = pd.to_datetime(["2026-01-05 09:05", "2026-01-05 10:40", "2026-01-05 11:10"])
+    log = pd.DataFrame({"unit_id": [1, 2, 3], "variant": ["control", "treatment", "control"], "ts": stamps})
+    state = tmp_path / "state.duckdb"
+    xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    late = pd.DataFrame(
+        {"unit_id": [2], "variant": ["treatment"], "ts": pd.to_datetime(["2026-01-05 09:55"])}
+    )
+    grown = pd.concat([log, late], ignore_index=True)
+    kept = xs.LiveMonitor(grown, time_col="ts", state=state, lateness="2h").run_telemetry_checks(
+        RATIOS, freq="h"
+    )
+    full = xs.LiveMonitor(grown, time_col="ts").run_telemetry_checks(RATIOS, freq="h")
+    np.testing.assert_array_equal(kept.traffic.new, full.traffic.new)
+    assert kept.traffic.new[0].tolist() == [1, 1], "unit 2 is first seen at 09:55 now, not 10:40"
