@@ -333,3 +333,20 @@ def test_a_bad_alert_timeout_is_a_clear_error(healthy_path, capsys, timeout):
     code = main(["check", healthy_path, "--time-col", "ts", "--ratios", "1,1", "--alert-timeout", timeout])
     assert code == 2
     assert "timeout must be a finite number of seconds > 0" in capsys.readouterr().err
+
+
+def test_a_state_file_from_cron_reads_only_new_rows_and_verifies(tmp_path, capsys):
+    log = make_log(units=600, rows=6000, days=4)
+    path = tmp_path / "log.parquet"
+    state = tmp_path / "state.duckdb"
+    base = ["check", str(path), "--time-col", "ts", "--ratios", "1,1", "--freq", "h", "--state", str(state)]
+    log[log.ts < pd.Timestamp("2026-01-08")].to_parquet(path)
+    assert main(base) in (0, 1)
+    assert "built from the whole log" in capsys.readouterr().out
+    log.to_parquet(path)
+    assert main([*base, "--verify", "--json"]) in (0, 1)
+    result = json.loads(capsys.readouterr().out)
+    assert result["state"]["full_build"] is False
+    assert result["state"]["verified"] is True
+    assert main([*base, "--freq", "D"]) == 2
+    assert "--full-refresh" in capsys.readouterr().err
