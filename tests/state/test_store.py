@@ -54,7 +54,7 @@ def test_an_exception_inside_a_transaction_leaves_the_previous_state(tmp_path):
     def write_then_fail(store: StateStore) -> None:
         with store.transaction():
             store.set("watermark", "after")
-            store.con.execute(f"CREATE TABLE {store.table('half')} AS SELECT 1 AS x")
+            store.run(f"CREATE TABLE {store.table('half')} AS SELECT 1 AS x")
             raise RuntimeError("disk full")
 
     with StateStore.open(path, PRINT) as store:

@@ -50,7 +50,7 @@ FORMAT = "1"
 DEFAULT_LATENESS = pd.Timedelta(hours=1)
 """How late a row may arrive and still be counted by an incremental run (see the module docstring)."""
 
-FIRSTS, BINS, WINDOW = "first_exposures", "bin_counts", "window_pairs"
+FIRSTS, BINS, WINDOW, SHARED = "first_exposures", "bin_counts", "window_pairs", "shared_pairs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +149,7 @@ def incremental_matrix(
             backend.create_table(
                 FIRSTS, _stored(backend, WINDOW, database).drop("last_ts"), database=database, overwrite=True
             )
+            _build_shared_pairs(store)
         else:
             _merge_first_exposures(store)
         firsts = _stored(backend, FIRSTS, database)
@@ -165,15 +166,17 @@ def incremental_matrix(
         if since is None:
             backend.create_table(BINS, counts, database=database, overwrite=True)
         else:
-            store.con.execute(f"DELETE FROM {store.table(BINS)} WHERE bin >= ?", [bins.key_of(since)])
+            store.run(f"DELETE FROM {store.table(BINS)} WHERE bin >= ?", [bins.key_of(since)])
             backend.insert(BINS, counts, database=database)
-        latest = store.con.execute(f"SELECT max(last_ts) FROM {store.table(WINDOW)}").fetchone()
-        newest = _newest(watermark, latest[0] if latest else None)
+        ((latest,),) = store.run(f"SELECT max(last_ts) FROM {store.table(WINDOW)}")
+        newest = _newest(watermark, latest)
         if newest is not None:
             store.set("watermark", newest.isoformat())
-        store.con.execute(f"DROP TABLE {store.table(WINDOW)}")
+        store.run(f"DROP TABLE {store.table(WINDOW)}")
     matrix = traffic_matrix(source.execute(_stored(backend, BINS, database)), bins, variant_col, until)
-    exposure = queries.shared_units(_stored(backend, FIRSTS, database).select("variant", "unit"))
+    units = int(store.get("units") or 0)
+    shared = queries.shared_units(_stored(backend, SHARED, database))
+    exposure = shared.mutate(units=ibis.literal(units, "int64"))
     return matrix, exposure, StateRun(str(store.path), since is None, since, newest)
 
 
@@ -183,17 +186,58 @@ def _stored(backend: Any, name: str, database: tuple[str, str]) -> ir.Table:
     return table
 
 
+def _build_shared_pairs(store: StateStore) -> None:
+    """From all first exposures: the distinct units, and the pairs of units seen under several variants."""
+    firsts, shared = store.table(FIRSTS), store.table(SHARED)
+    store.run(
+        f"CREATE OR REPLACE TABLE {shared} AS SELECT variant, unit FROM {firsts} "
+        f"WHERE unit IN (SELECT unit FROM {firsts} GROUP BY unit HAVING count(*) > 1)"
+    )
+    ((units,),) = store.run(f"SELECT count(DISTINCT unit) FROM {firsts}")
+    store.set("units", str(units))
+
+
 def _merge_first_exposures(store: StateStore) -> None:
-    """``first = min(stored, window's)`` for pairs seen before; insert the pairs seen for the first time."""
-    firsts, window = store.table(FIRSTS), store.table(WINDOW)
-    store.con.execute(
-        f"UPDATE {firsts} AS f SET first_ts = w.first_ts FROM {window} AS w "
-        "WHERE f.variant = w.variant AND f.unit = w.unit AND w.first_ts < f.first_ts"
+    """Fold the window's pairs into the stored ones, touching only the units the window holds.
+
+    ``touched`` (the stored pairs of units seen in the window, one scan of the stored pairs) is all
+    the rest needs: a pair's first exposure becomes ``min(stored, window's)``; pairs never seen are
+    inserted; units never seen add to the ``units`` count; and the window's units are re-sorted into
+    the shared pairs (units under two or more variants), so multiple exposure is counted from a
+    small table instead of every pair.
+    """
+    firsts, window, shared = store.table(FIRSTS), store.table(WINDOW), store.table(SHARED)
+    touched, fresh = store.table("touched_pairs"), store.table("fresh_pairs")
+    execute = store.run
+    execute(
+        f"CREATE OR REPLACE TABLE {touched} AS SELECT f.variant, f.unit, f.first_ts FROM {firsts} AS f "
+        f"SEMI JOIN (SELECT DISTINCT unit FROM {window}) AS w ON f.unit = w.unit"
     )
-    store.con.execute(
-        f"INSERT INTO {firsts} SELECT w.variant, w.unit, w.first_ts FROM {window} AS w "
-        f"ANTI JOIN {firsts} AS f ON f.variant = w.variant AND f.unit = w.unit"
+    execute(
+        f"CREATE OR REPLACE TABLE {fresh} AS SELECT w.variant, w.unit, w.first_ts FROM {window} AS w "
+        f"ANTI JOIN {touched} AS t ON t.variant = w.variant AND t.unit = w.unit"
     )
+    earlier = (
+        f"SELECT w.variant, w.unit, w.first_ts FROM {window} AS w JOIN {touched} AS t "
+        "ON t.variant = w.variant AND t.unit = w.unit WHERE w.first_ts < t.first_ts"
+    )
+    execute(
+        f"UPDATE {firsts} AS f SET first_ts = e.first_ts FROM ({earlier}) AS e "
+        "WHERE f.variant = e.variant AND f.unit = e.unit"
+    )
+    execute(f"INSERT INTO {firsts} SELECT variant, unit, first_ts FROM {fresh}")
+    ((added,),) = execute(
+        f"SELECT count(DISTINCT n.unit) FROM {fresh} AS n ANTI JOIN {touched} AS t ON t.unit = n.unit"
+    )
+    store.set("units", str(int(store.get("units") or 0) + added))
+    both = f"(SELECT variant, unit FROM {touched} UNION ALL SELECT variant, unit FROM {fresh})"
+    execute(f"DELETE FROM {shared} WHERE unit IN (SELECT unit FROM {both})")
+    execute(
+        f"INSERT INTO {shared} SELECT variant, unit FROM {both} "
+        f"WHERE unit IN (SELECT unit FROM {both} GROUP BY unit HAVING count(*) > 1)"
+    )
+    execute(f"DROP TABLE {touched}")
+    execute(f"DROP TABLE {fresh}")
 
 
 def _newest(watermark: pd.Timestamp | None, latest: object) -> pd.Timestamp | None:

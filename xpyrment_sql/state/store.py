@@ -21,9 +21,9 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import duckdb
 
@@ -89,7 +89,7 @@ class StateStore:
             existed = target.exists() and target.stat().st_size > 0
             quoted = str(target).replace("'", "''")
             try:
-                store.con.execute(f"ATTACH '{quoted}' AS \"{alias}\"")
+                store.run(f"ATTACH '{quoted}' AS \"{alias}\"")
             except duckdb.Error as exc:
                 raise StateError(
                     f"state file {target} cannot be opened as a DuckDB database: {exc}"
@@ -100,15 +100,20 @@ class StateStore:
             raise
         return store
 
+    def run(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Execute one statement on the attached connection and fetch its result (rows it returns are
+        small: counts, meta values), so no result is left open on the connection."""
+        return self.con.execute(sql, list(parameters)).fetchall()
+
     def get(self, key: str) -> str | None:
         """A value of the ``meta`` table (``None`` when unset)."""
-        row = self.con.execute(f"SELECT value FROM {self.table('meta')} WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
+        rows = self.run(f"SELECT value FROM {self.table('meta')} WHERE key = ?", [key])
+        return str(rows[0][0]) if rows else None
 
     def set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key`` in the ``meta`` table (call inside :meth:`transaction`)."""
-        self.con.execute(f"DELETE FROM {self.table('meta')} WHERE key = ?", [key])
-        self.con.execute(f"INSERT INTO {self.table('meta')} VALUES (?, ?)", [key, value])
+        self.run(f"DELETE FROM {self.table('meta')} WHERE key = ?", [key])
+        self.run(f"INSERT INTO {self.table('meta')} VALUES (?, ?)", [key, value])
 
     def table(self, name: str) -> str:
         """The quoted SQL name of the state table ``name``."""
@@ -116,31 +121,31 @@ class StateStore:
 
     def has_table(self, name: str) -> bool:
         """Whether the state file holds a table called ``name``."""
-        found = self.con.execute(
+        found = self.run(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
             [self.alias, name],
-        ).fetchone()
-        return bool(found and found[0])
+        )
+        return bool(found[0][0])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside commits together or not at all (ROLLBACK, then re-raise, on any error)."""
-        self.con.execute("BEGIN TRANSACTION")
+        self.run("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self.run("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        self.run("COMMIT")
 
     def close(self) -> None:
         """Checkpoint and detach the file, then release the lock; safe to call twice."""
         if self._lock is None:
             return
         with contextlib.suppress(duckdb.Error):
-            self.con.execute(f'CHECKPOINT "{self.alias}"')
+            self.run(f'CHECKPOINT "{self.alias}"')
         with contextlib.suppress(duckdb.Error):
-            self.con.execute(f'DETACH "{self.alias}"')
+            self.run(f'DETACH "{self.alias}"')
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
         self._lock = None
@@ -172,18 +177,16 @@ class StateStore:
             return
         self.is_new = True
         with self.transaction():
-            for (name,) in self.con.execute(
+            for (name,) in self.run(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [self.alias]
-            ).fetchall():
-                self.con.execute(f"DROP TABLE {self.table(name)}")
-            self.con.execute(f"CREATE TABLE {self.table('meta')} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            ):
+                self.run(f"DROP TABLE {self.table(name)}")
+            self.run(f"CREATE TABLE {self.table('meta')} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             for key, value in {"store": FORMAT, **fingerprint}.items():
                 self.set(f"fingerprint.{key}", value)
 
     def _stored_fingerprint(self) -> dict[str, str]:
-        rows = self.con.execute(
-            f"SELECT key, value FROM {self.table('meta')} WHERE key LIKE 'fingerprint.%'"
-        ).fetchall()
+        rows = self.run(f"SELECT key, value FROM {self.table('meta')} WHERE key LIKE 'fingerprint.%'")
         return {str(key).removeprefix("fingerprint."): str(value) for key, value in rows}
 
 
