@@ -2,17 +2,21 @@
 
 The file is attached to the embedded DuckDB the checks run on (``ATTACH '<file>' AS xpyrment_state``),
 so state tables are read and written next to the rows and nothing per-row crosses into Python. It is
-never the user's database.
+never the user's database: a DuckDB file holding tables but no ``meta`` table is refused, even with
+``refresh=True``.
 
-* **Fingerprint.** A ``meta`` table records what the state was built from (source, columns, bin size,
-  zone, format). Opening it with another fingerprint is refused with :class:`StateMismatchError`,
-  naming the file and every key that differs, unless ``refresh=True`` rebuilds it.
-* **Lock.** An exclusive ``flock`` on ``<file>.lock`` (left on disk, holding the owner's pid and start
-  time) keeps two runs from writing at once; the second waits up to ``lock_timeout`` seconds, then
-  raises :class:`StateLockedError` saying who holds it.
-* **Atomic writes.** Changes happen inside :meth:`StateStore.transaction`: DuckDB commits the
-  transaction through its write-ahead log, so a crash or a full disk mid-write leaves the previous
-  state as it was.
+* **Fingerprint.** A ``meta`` table records the state format and what the state was built from
+  (source, columns, bin size, zone). Opening it with another fingerprint is refused with
+  :class:`StateMismatchError`, naming the file and every key that differs, unless ``refresh=True``
+  rebuilds it.
+* **Lock.** An exclusive ``flock`` on ``<file>.lock`` keeps two runs from using one file at once; the
+  second waits up to ``lock_timeout`` seconds, then raises :class:`StateLockedError` saying which
+  process holds it since when. The lock file stays on disk (an empty lock file is harmless; deleting
+  it while a run holds it lets a second run in). ``flock`` is local to one machine: keep state files
+  off network file systems.
+* **Atomic writes.** Changes happen inside :meth:`StateStore.transaction`. DuckDB commits through its
+  write-ahead log and checkpoints by writing new blocks before switching the header, so a crash, a
+  kill or a full disk mid-write leaves the last committed state.
 """
 
 from __future__ import annotations
@@ -27,24 +31,16 @@ from typing import IO, Any
 
 import duckdb
 
-from xpyrment_sql.errors import XpyrmentError
+from xpyrment_sql.state.errors import StateError, StateLockedError, StateMismatchError
 
-FORMAT = "1"
-"""Version of the ``meta`` table's layout."""
+FORMAT = "2"
+"""Version of the ``meta`` layout (format 1 kept it among the fingerprint keys)."""
+
+PREFIX = "fingerprint."
+"""``meta`` keys holding the fingerprint; every other key is the caller's (``watermark``, ...)."""
 
 _POLL_SECONDS = 0.1
-
-
-class StateError(XpyrmentError):
-    """A state file cannot be used (not a state file, unreadable, or behind the data)."""
-
-
-class StateMismatchError(StateError):
-    """A state file was built from another source, columns, bin size, zone or format."""
-
-
-class StateLockedError(StateError):
-    """Another run holds the state file's lock."""
+_REBUILD = "rebuild it with refresh=True (--full-refresh on the command line) or name another file"
 
 
 class StateStore:
@@ -57,12 +53,15 @@ class StateStore:
         is_new: True when no earlier state existed (the file was created now, or ``refresh`` wiped it).
     """
 
-    def __init__(self, path: Path, alias: str, con: duckdb.DuckDBPyConnection, lock: IO[str]) -> None:
+    def __init__(self, path: Path, alias: str, con: duckdb.DuckDBPyConnection, *, owns_con: bool) -> None:
         self.path = path
         self.alias = alias
         self.con = con
         self.is_new = False
-        self._lock: IO[str] | None = lock
+        self._owns_con = owns_con
+        self._lock: IO[str] | None = None
+        self._depth = 0
+        self._inner_failed = False
 
     @classmethod
     def open(
@@ -77,78 +76,133 @@ class StateStore:
     ) -> StateStore:
         """Lock, attach and check the state file at ``path`` (created when missing).
 
+        Args:
+            path: The state file (a DuckDB database this library created, or a path to create one at).
+            fingerprint: What the state is built from; stored on creation, compared on every open.
+            con: The DuckDB connection to attach the file to; a private in-memory one when ``None``.
+            refresh: Drop every table of an existing state file and start anew.
+            lock_timeout: Seconds to wait for another run's lock before giving up.
+            alias: The catalog name of the file on ``con``.
+
         Raises:
             StateLockedError: another run held the lock for ``lock_timeout`` seconds.
-            StateError: the file is not a state file of this library.
-            StateMismatchError: the file was built with another fingerprint (and ``refresh`` is False).
+            StateError: the file cannot be opened, or is a DuckDB database but not a state file.
+            StateMismatchError: the file was built with another fingerprint or format (and ``refresh``
+                is False).
         """
         target = Path(path)
-        lock = _acquire(target, lock_timeout)
-        store = cls(target, alias, con if con is not None else duckdb.connect(), lock)
+        store = cls(target, alias, con if con is not None else duckdb.connect(), owns_con=con is None)
         try:
-            existed = target.exists() and target.stat().st_size > 0
-            quoted = str(target).replace("'", "''")
+            store._lock = _acquire(target, lock_timeout)
+            attached = store.run("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias])
+            if attached[0][0]:
+                raise StateError(
+                    f"cannot attach the state file {target} as {alias!r}: the connection already has a "
+                    "database of that name (is another state store open on it?)"
+                )
             try:
-                store.run(f"ATTACH '{quoted}' AS \"{alias}\"")
+                store.run(
+                    f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {_quote(alias)} (TYPE duckdb)"
+                )
             except duckdb.Error as exc:
                 raise StateError(
                     f"state file {target} cannot be opened as a DuckDB database: {exc}"
                 ) from None
-            store._check(fingerprint, existed, refresh)
+            store._check(fingerprint, refresh)
         except BaseException:
             store.close()
             raise
         return store
 
     def run(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """Execute one statement on the attached connection and fetch its result (rows it returns are
-        small: counts, meta values), so no result is left open on the connection."""
+        """Execute one statement on ``con`` and fetch its result (small: counts, meta values), so no
+        result is left open on the connection."""
         return self.con.execute(sql, list(parameters)).fetchall()
 
     def get(self, key: str) -> str | None:
-        """A value of the ``meta`` table (``None`` when unset)."""
+        """The value stored under ``key`` in the ``meta`` table (``None`` when unset)."""
         rows = self.run(f"SELECT value FROM {self.table('meta')} WHERE key = ?", [key])
-        return str(rows[0][0]) if rows else None
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
 
     def set(self, key: str, value: str) -> None:
-        """Store ``value`` under ``key`` in the ``meta`` table (call inside :meth:`transaction`)."""
-        self.run(f"DELETE FROM {self.table('meta')} WHERE key = ?", [key])
-        self.run(f"INSERT INTO {self.table('meta')} VALUES (?, ?)", [key, value])
+        """Store ``value`` under ``key`` in the ``meta`` table (one statement; call it inside
+        :meth:`transaction` so it commits with the tables it describes)."""
+        self.run(f"INSERT OR REPLACE INTO {self.table('meta')} VALUES (?, ?)", [key, value])
 
     def table(self, name: str) -> str:
-        """The quoted SQL name of the state table ``name``."""
-        return f'"{self.alias}"."main"."{name}"'
+        """The quoted SQL name of the state table ``name``: ``"<alias>"."main"."<name>"``."""
+        return f"{_quote(self.alias)}.main.{_quote(name)}"
 
     def has_table(self, name: str) -> bool:
         """Whether the state file holds a table called ``name``."""
         found = self.run(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
+            "AND table_name = ?",
             [self.alias, name],
         )
         return bool(found[0][0])
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all (ROLLBACK, then re-raise, on any error)."""
+        """Everything inside commits together or not at all.
+
+        Any exception rolls back and is re-raised. A nested ``transaction()`` joins the outer one
+        (DuckDB has no savepoints), so an exception leaving an inner block dooms the outer block even
+        when caught in between. A failed statement whose error was caught aborts DuckDB's transaction
+        and DuckDB's COMMIT would then silently discard it: that is raised as :class:`StateError`.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._inner_failed = True
+                raise
+            finally:
+                self._depth -= 1
+            return
         self.run("BEGIN TRANSACTION")
+        self._depth, self._inner_failed = 1, False
         try:
             yield
+            self._ensure_committable()
         except BaseException:
-            self.run("ROLLBACK")
+            self._depth = 0
+            with contextlib.suppress(duckdb.Error):
+                self.run("ROLLBACK")
             raise
-        self.run("COMMIT")
+        self._depth = 0
+        try:
+            self.run("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                self.run("ROLLBACK")
+            raise StateError(
+                f"writing the state file {self.path} failed, nothing was written: {exc}"
+            ) from exc
 
     def close(self) -> None:
-        """Checkpoint and detach the file, then release the lock; safe to call twice."""
-        if self._lock is None:
+        """Checkpoint and detach the file, close a private connection, release the lock; safe twice."""
+        if self._lock is None and not self._owns_con:
             return
-        with contextlib.suppress(duckdb.Error):
-            self.run(f'CHECKPOINT "{self.alias}"')
-        with contextlib.suppress(duckdb.Error):
-            self.run(f'DETACH "{self.alias}"')
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
-        self._lock = None
+        try:
+            if self._depth:
+                with contextlib.suppress(duckdb.Error):
+                    self.run("ROLLBACK")
+                self._depth = 0
+            if self._lock is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self.run(f"CHECKPOINT {_quote(self.alias)}")
+                with contextlib.suppress(duckdb.Error):
+                    self.run(f"DETACH DATABASE IF EXISTS {_quote(self.alias)}")
+            if self._owns_con:
+                self.con.close()
+                self._owns_con = False
+        finally:
+            if self._lock is not None:
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+                self._lock.close()
+                self._lock = None
 
     def __enter__(self) -> StateStore:
         return self
@@ -156,44 +210,81 @@ class StateStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _check(self, fingerprint: Mapping[str, str], existed: bool, refresh: bool) -> None:
-        """Refuse a foreign or mismatched file; start anew when it is new or ``refresh`` is asked."""
-        if existed and not self.has_table("meta"):
-            raise StateError(f"{self.path} is a DuckDB database but not a state file of this library")
-        if existed and not refresh:
-            stored = self._stored_fingerprint()
-            wanted = {"store": FORMAT, **fingerprint}
-            keys = stored.keys() | wanted.keys()
-            differ = sorted(key for key in keys if stored.get(key) != wanted.get(key))
-            if differ:
-                shown = "; ".join(
-                    f"{k}: {stored.get(k)!r} in the file, {wanted.get(k)!r} now"
-                    for k in differ
-                )
-                raise StateMismatchError(
-                    f"state file {self.path} was built for other settings ({shown}); rebuild it with "
-                    "refresh=True (--full-refresh on the command line) or name another file"
-                )
+    def _ensure_committable(self) -> None:
+        """Raise instead of committing when an inner block failed or DuckDB aborted the transaction."""
+        if self._inner_failed:
+            raise StateError(
+                f"an inner transaction on the state file {self.path} failed; nothing was written"
+            )
+        try:
+            self.run("SELECT 1")
+        except duckdb.Error as exc:
+            raise StateError(
+                f"a statement on the state file {self.path} failed inside a transaction, so nothing was "
+                f"written: {exc}"
+            ) from exc
+
+    def _check(self, fingerprint: Mapping[str, str], refresh: bool) -> None:
+        """Refuse a foreign or mismatched file; start anew when it is empty or ``refresh`` is asked."""
+        objects = self.run(
+            "SELECT 'TABLE', schema_name, table_name FROM duckdb_tables() WHERE database_name = $1 "
+            "UNION ALL SELECT 'VIEW', schema_name, view_name FROM duckdb_views() "
+            "WHERE database_name = $1 AND NOT internal",
+            [self.alias],
+        )
+        if objects and not self.has_table("meta"):
+            raise StateError(
+                f"{self.path} is a DuckDB database but not a state file of this library; it was left "
+                "untouched: name a new file for the state"
+            )
+        if objects and not refresh:
+            self._compare(fingerprint)
             return
         self.is_new = True
         with self.transaction():
-            for (name,) in self.run(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [self.alias]
-            ):
-                self.run(f"DROP TABLE {self.table(name)}")
+            for kind, schema, name in sorted(objects, key=lambda item: item[0] != "VIEW"):
+                self.run(f"DROP {kind} {_quote(self.alias)}.{_quote(schema)}.{_quote(name)}")
             self.run(f"CREATE TABLE {self.table('meta')} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            for key, value in {"store": FORMAT, **fingerprint}.items():
-                self.set(f"fingerprint.{key}", value)
+            self.set("format", FORMAT)
+            for key, value in fingerprint.items():
+                self.set(PREFIX + key, value)
 
-    def _stored_fingerprint(self) -> dict[str, str]:
-        rows = self.run(f"SELECT key, value FROM {self.table('meta')} WHERE key LIKE 'fingerprint.%'")
-        return {str(key).removeprefix("fingerprint."): str(value) for key, value in rows}
+    def _compare(self, fingerprint: Mapping[str, str]) -> None:
+        """Raise :class:`StateMismatchError` unless the stored format and fingerprint are these."""
+        stored_format = self.get("format")
+        if stored_format != FORMAT:
+            raise StateMismatchError(
+                f"state file {self.path} has state format {stored_format or 'from before formats'}; this "
+                f"version of xpyrment_sql reads format {FORMAT}: {_REBUILD}"
+            )
+        rows = self.run(f"SELECT key, value FROM {self.table('meta')} WHERE starts_with(key, ?)", [PREFIX])
+        stored = {str(key).removeprefix(PREFIX): value for key, value in rows}
+        wanted = dict(fingerprint)
+        differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key) != wanted.get(key))
+        if differ:
+            shown = "; ".join(
+                f"{key}: {stored.get(key)!r} in the file, {wanted.get(key)!r} now" for key in differ
+            )
+            raise StateMismatchError(
+                f"state file {self.path} was built for other settings ({shown}); {_REBUILD}"
+            )
+
+
+def _quote(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier (any name, even one holding a double quote)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _acquire(path: Path, timeout: float) -> IO[str]:
-    """An exclusive lock on ``<path>.lock``, waiting up to ``timeout`` seconds for another run."""
+    """An exclusive lock on ``<path>.lock``, waiting up to ``timeout`` seconds for another run.
+
+    The holder's pid and start time are written into the lock file so a waiting run can say who it is.
+    """
     lock_path = path.with_name(path.name + ".lock")
-    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for as long as the store is
+    try:
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for as long as the store is
+    except OSError as exc:
+        raise StateError(f"cannot create the lock file of the state file {path}: {exc}") from None
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -205,8 +296,8 @@ def _acquire(path: Path, timeout: float) -> IO[str]:
                 holder = handle.read().strip() or "another run"
                 handle.close()
                 raise StateLockedError(
-                    f"state file {path} is in use by {holder}; waited {timeout:g} s for its lock "
-                    f"({lock_path}). Wait for that run to finish, or stop it"
+                    f"state file {path} is in use by another run ({holder}); waited {timeout:g} s for its "
+                    f"lock ({lock_path}). Wait for that run to finish, or stop it"
                 ) from None
             time.sleep(_POLL_SECONDS)
     handle.seek(0)
