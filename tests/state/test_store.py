@@ -146,6 +146,7 @@ def test_state_tables_sit_next_to_the_rows_on_the_given_connection(tmp_path):
             store.run(f"CREATE TABLE {store.table('units')} AS SELECT DISTINCT unit FROM exposures")
         with pytest.raises(StateError, match="already has a database of that name"):
             StateStore.open(tmp_path / "other.duckdb", PRINT, con=con)
+        assert store.get("format") is not None  # the failed open left this store attached
     attached = con.execute("SELECT database_name FROM duckdb_databases() ORDER BY 1").fetchall()
     assert ("xpyrment_state",) not in attached
     assert con.execute("SELECT count(*) FROM exposures").fetchone() == (10,)
@@ -266,6 +267,41 @@ def test_a_process_killed_at_any_moment_leaves_a_committed_state(tmp_path, delay
         assert store.run(f"SELECT count(*), min(run), max(run) FROM {table}") == [
             (1_000_000, watermark, watermark)
         ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "raised"),
+    [(3_000_000, "IOException"), (50_000, "StateError")],
+    ids=["while-writing", "while-committing"],
+)
+def test_a_full_disk_mid_write_leaves_the_previous_state(tmp_path, rows, raised):
+    """A file size limit stands in for a full disk: writes fail in the statement or in COMMIT."""
+    path = tmp_path / "state.duckdb"
+    with StateStore.open(path, PRINT) as store, store.transaction():
+        store.set("watermark", "before")
+    child = _child(
+        f"""
+        import os, resource, signal
+        from xpyrment_sql.state import StateStore
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = os.path.getsize({str(path)!r}) + 4096
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        with StateStore.open({str(path)!r}, {PRINT!r}) as store:
+            try:
+                with store.transaction():
+                    store.set("watermark", "after")
+                    store.run(
+                        f"CREATE TABLE {{store.table('big')}} AS "
+                        f"SELECT range AS x, random()::VARCHAR AS y FROM range({rows})"
+                    )
+            except Exception as exc:
+                print(type(exc).__name__, flush=True)
+            print(store.get("watermark"), flush=True)
+        """
+    )
+    out, _ = child.communicate(timeout=60)
+    assert out.split() == [raised, "before"]
+    assert _stored(path) == ("before", False)
 
 
 def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:

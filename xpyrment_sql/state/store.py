@@ -9,11 +9,8 @@ never the user's database: a DuckDB file holding tables but no ``meta`` table is
   (source, columns, bin size, zone). Opening it with another fingerprint is refused with
   :class:`StateMismatchError`, naming the file and every key that differs, unless ``refresh=True``
   rebuilds it.
-* **Lock.** An exclusive ``flock`` on ``<file>.lock`` keeps two runs from using one file at once; the
-  second waits up to ``lock_timeout`` seconds, then raises :class:`StateLockedError` saying which
-  process holds it since when. The lock file stays on disk (an empty lock file is harmless; deleting
-  it while a run holds it lets a second run in). ``flock`` is local to one machine: keep state files
-  off network file systems.
+* **Lock.** One run at a time per file (:mod:`xpyrment_sql.state.lock`): a second run waits up to
+  ``lock_timeout`` seconds, then raises :class:`StateLockedError` saying which process holds it.
 * **Atomic writes.** Changes happen inside :meth:`StateStore.transaction`. DuckDB commits through its
   write-ahead log and checkpoints by writing new blocks before switching the header, so a crash, a
   kill or a full disk mid-write leaves the last committed state.
@@ -22,16 +19,15 @@ never the user's database: a DuckDB file holding tables but no ``meta`` table is
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import duckdb
 
-from xpyrment_sql.state.errors import StateError, StateLockedError, StateMismatchError
+from xpyrment_sql.state.errors import StateError, StateMismatchError
+from xpyrment_sql.state.lock import acquire, release
 
 FORMAT = "2"
 """Version of the ``meta`` layout (format 1 kept it among the fingerprint keys)."""
@@ -39,7 +35,6 @@ FORMAT = "2"
 PREFIX = "fingerprint."
 """``meta`` keys holding the fingerprint; every other key is the caller's (``watermark``, ...)."""
 
-_POLL_SECONDS = 0.1
 _REBUILD = "rebuild it with refresh=True (--full-refresh on the command line) or name another file"
 
 
@@ -60,6 +55,7 @@ class StateStore:
         self.is_new = False
         self._owns_con = owns_con
         self._lock: IO[str] | None = None
+        self._attached = False
         self._depth = 0
         self._inner_failed = False
 
@@ -93,7 +89,7 @@ class StateStore:
         target = Path(path)
         store = cls(target, alias, con if con is not None else duckdb.connect(), owns_con=con is None)
         try:
-            store._lock = _acquire(target, lock_timeout)
+            store._lock = acquire(target, lock_timeout)
             attached = store.run("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias])
             if attached[0][0]:
                 raise StateError(
@@ -101,9 +97,8 @@ class StateStore:
                     "database of that name (is another state store open on it?)"
                 )
             try:
-                store.run(
-                    f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {_quote(alias)} (TYPE duckdb)"
-                )
+                store.run(f"ATTACH {_literal(str(target))} AS {_quote(alias)} (TYPE duckdb)")
+                store._attached = True
             except duckdb.Error as exc:
                 raise StateError(
                     f"state file {target} cannot be opened as a DuckDB database: {exc}"
@@ -130,7 +125,7 @@ class StateStore:
         self.run(f"INSERT OR REPLACE INTO {self.table('meta')} VALUES (?, ?)", [key, value])
 
     def table(self, name: str) -> str:
-        """The quoted SQL name of the state table ``name``: ``"<alias>"."main"."<name>"``."""
+        """The quoted SQL name of the state table ``name``: ``"<alias>".main."<name>"``."""
         return f"{_quote(self.alias)}.main.{_quote(name)}"
 
     def has_table(self, name: str) -> bool:
@@ -190,18 +185,18 @@ class StateStore:
                 with contextlib.suppress(duckdb.Error):
                     self.run("ROLLBACK")
                 self._depth = 0
-            if self._lock is not None:
+            if self._attached:
                 with contextlib.suppress(duckdb.Error):
                     self.run(f"CHECKPOINT {_quote(self.alias)}")
                 with contextlib.suppress(duckdb.Error):
                     self.run(f"DETACH DATABASE IF EXISTS {_quote(self.alias)}")
+                self._attached = False
             if self._owns_con:
                 self.con.close()
                 self._owns_con = False
         finally:
             if self._lock is not None:
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-                self._lock.close()
+                release(self._lock)
                 self._lock = None
 
     def __enter__(self) -> StateStore:
@@ -254,8 +249,8 @@ class StateStore:
         stored_format = self.get("format")
         if stored_format != FORMAT:
             raise StateMismatchError(
-                f"state file {self.path} has state format {stored_format or 'from before formats'}; this "
-                f"version of xpyrment_sql reads format {FORMAT}: {_REBUILD}"
+                f"state file {self.path} has state format {stored_format or '1'}; this version of "
+                f"xpyrment_sql reads format {FORMAT}: {_REBUILD}"
             )
         rows = self.run(f"SELECT key, value FROM {self.table('meta')} WHERE starts_with(key, ?)", [PREFIX])
         stored = {str(key).removeprefix(PREFIX): value for key, value in rows}
@@ -270,38 +265,11 @@ class StateStore:
             )
 
 
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal (single quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _quote(identifier: str) -> str:
     """``identifier`` as a quoted SQL identifier (any name, even one holding a double quote)."""
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _acquire(path: Path, timeout: float) -> IO[str]:
-    """An exclusive lock on ``<path>.lock``, waiting up to ``timeout`` seconds for another run.
-
-    The holder's pid and start time are written into the lock file so a waiting run can say who it is.
-    """
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for as long as the store is
-    except OSError as exc:
-        raise StateError(f"cannot create the lock file of the state file {path}: {exc}") from None
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.seek(0)
-                holder = handle.read().strip() or "another run"
-                handle.close()
-                raise StateLockedError(
-                    f"state file {path} is in use by another run ({holder}); waited {timeout:g} s for its "
-                    f"lock ({lock_path}). Wait for that run to finish, or stop it"
-                ) from None
-            time.sleep(_POLL_SECONDS)
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"process {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
-    handle.flush()
-    return handle
