@@ -46,6 +46,23 @@ class StateStore:
         alias: The catalog name the file is attached as on ``con``.
         con: The connection the file is attached to (the embedded engine's, or a private one).
         is_new: True when no earlier state existed (the file was created now, or ``refresh`` wiped it).
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(folder.name) / "state.duckdb"
+        >>> built_from = {"source": "exposures.parquet", "freq": "h"}
+        >>> with StateStore.open(path, built_from) as store, store.transaction():
+        ...     store.set("watermark", "2026-01-05T10:00:00+00:00")
+        >>> with StateStore.open(path, built_from) as store:
+        ...     store.is_new, store.get("watermark"), store.table("bin_counts")
+        (False, '2026-01-05T10:00:00+00:00', '"xpyrment_state".main."bin_counts"')
+        >>> try:
+        ...     StateStore.open(path, {**built_from, "freq": "D"})
+        ... except StateError as error:
+        ...     print(type(error).__name__, "-", str(error).split("(")[1].split(")")[0])
+        StateMismatchError - freq: 'h' in the file, 'D' now
+        >>> folder.cleanup()
     """
 
     def __init__(self, path: Path, alias: str, con: duckdb.DuckDBPyConnection, *, owns_con: bool) -> None:
