@@ -11,7 +11,6 @@ local to one machine: keep state files off network file systems shared by severa
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from pathlib import Path
@@ -28,6 +27,10 @@ def acquire(path: Path, timeout: float) -> IO[str]:
 
     The holder's pid and start time are written into the lock file so a waiting run can say who it is.
     """
+    try:
+        import fcntl  # here, not at the top: Unix only, and importing the library must work anywhere
+    except ImportError:
+        raise StateError(f"state file {path}: state files need a Unix system (fcntl locks)") from None
     lock_path = path.with_name(path.name + ".lock")
     try:
         handle = open(lock_path, "a+")  # noqa: SIM115 - held open for as long as the store is
@@ -58,5 +61,7 @@ def acquire(path: Path, timeout: float) -> IO[str]:
 
 def release(handle: IO[str]) -> None:
     """Release a lock :func:`acquire` took (the lock file stays)."""
+    import fcntl
+
     fcntl.flock(handle, fcntl.LOCK_UN)
     handle.close()
