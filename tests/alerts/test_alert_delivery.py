@@ -15,10 +15,12 @@ import logging
 import socket
 import threading
 import time
+import urllib.error
 from collections.abc import Callable
 
 import pytest
 
+from xpyrment_sql.alerts import dispatcher as dispatcher_module
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
@@ -361,3 +363,14 @@ def test_a_proxy_quoting_the_full_url_in_its_error_leaks_nothing(serve, caplog, 
     assert outcome.failed == ("custom:hooks.invalid",)
     assert "BadStatusLine" in caplog.text
     _assert_no_secret(caplog.text, repr(outcome))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [TimeoutError("timed out"), urllib.error.URLError(TimeoutError("timed out"))],
+)
+def test_the_workers_own_socket_timeout_is_reported_as_the_deadline(error):
+    """The worker's socket timeout and the dispatcher's wait are one deadline: either may fire first."""
+    assert dispatcher_module._timed_out(error)
+    assert not dispatcher_module._timed_out(ConnectionRefusedError("refused"))
+    assert not dispatcher_module._timed_out(None)

@@ -360,13 +360,23 @@ class WebhookAlertDispatcher:
         status = delivery.status
         if status is not None:
             problem = _status_problem(status)
-        elif not finished:
+        elif not finished or _timed_out(delivery.error):
             problem = f"no answer within the {self._timeout:g} s deadline"
         else:
             problem = _error_text(delivery.error, hook.url)
         if problem is not None:
             logger.error("alert handler %s failed: %s", hook.name, problem)
         return problem is None
+
+
+def _timed_out(error: Exception | None) -> bool:
+    """Whether the worker's own socket timeout (the same deadline) stopped it, urllib's wrapper or not.
+
+    The worker's socket timeout and the dispatcher's wait are the same length, so either may end a
+    stalled delivery first; both are the deadline passing and are reported alike.
+    """
+    reason: object = error.reason if isinstance(error, urllib.error.URLError) else error
+    return isinstance(reason, TimeoutError)
 
 
 def _error_text(error: Exception | None, url: str) -> str:
