@@ -18,13 +18,16 @@ WITH "t1" AS (
     "t2"."unit"
 )
 SELECT
+  'matrix' AS "part",
   "t8"."bin" AS "bin",
   "t8"."variant" AS "variant",
+  CAST(NULL AS Nullable(String)) AS "second_variant",
   "t8"."active" AS "active",
+  COALESCE("t12"."new", 0) AS "new",
+  CAST(NULL AS Nullable(Int64)) AS "units",
   "t12"."other" AS "other",
   "t12"."stop_n0" AS "stop_n0",
-  "t12"."stop_ts0" AS "stop_ts0",
-  COALESCE("t12"."new", 0) AS "new"
+  "t12"."stop_ts0" AS "stop_ts0"
 FROM (
   SELECT
     "t5"."bin" AS "bin",

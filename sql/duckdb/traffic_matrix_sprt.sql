@@ -20,13 +20,16 @@ WITH "t1" AS (
     2
 )
 SELECT
+  'matrix' AS "part",
   "t8"."bin",
   "t8"."variant",
+  CAST(NULL AS TEXT) AS "second_variant",
   "t8"."active",
+  COALESCE("t12"."new", 0) AS "new",
+  CAST(NULL AS BIGINT) AS "units",
   "t12"."other",
   "t12"."stop_n0",
-  "t12"."stop_ts0",
-  COALESCE("t12"."new", 0) AS "new"
+  "t12"."stop_ts0"
 FROM (
   SELECT
     "t5"."bin",

@@ -1,4 +1,4 @@
--- units seen under more than one variant (MULTIPLE_EXPOSURE)
+-- units seen under more than one variant (check_multiple_exposure on its own)
 WITH "t1" AS (
   SELECT DISTINCT
     "t0"."variant",

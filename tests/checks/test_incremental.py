@@ -7,6 +7,7 @@ append the run with a state file is compared, record by record, with a full run 
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,10 +48,13 @@ def comparable(report: xs.TelemetryReport) -> dict:
     freq=st.sampled_from(["h", "15min", "D"]),
     lateness_minutes=st.sampled_from([0, 20, 90]),
     use_until=st.booleans(),
+    engine=st.sampled_from(["embedded", "probe"]),
 )
 def test_appends_give_exactly_the_full_runs_results(
-    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until
+    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine
 ):
+    """``embedded``: a DataFrame, merged into the state's first exposures; ``probe``: a table in the
+    user's own database, probed read-only (nothing may be written there)."""
     log = arriving_log(seed, rows=1500, units=300, days=3, lateness_minutes=lateness_minutes)
     state = tmp_path_factory.mktemp("state") / "monitor-state.duckdb"
     span = log.arrived.max() - START
@@ -62,11 +66,18 @@ def test_appends_give_exactly_the_full_runs_results(
             continue
         until = now if use_until else None
         lateness = pd.Timedelta(minutes=lateness_minutes)
-        kept = xs.LiveMonitor(arrived, time_col="ts", until=until, state=state, lateness=lateness)
+        source: object = arrived
+        if engine == "probe":
+            users = ibis.duckdb.connect()
+            source = users.create_table("log", arrived)
+        kept = xs.LiveMonitor(source, time_col="ts", until=until, state=state, lateness=lateness)
         full = xs.LiveMonitor(arrived, time_col="ts", until=until)
         got = kept.run_telemetry_checks(RATIOS, freq=freq)
         expected = full.run_telemetry_checks(RATIOS, freq=freq)
-        assert comparable(got) == comparable(expected), (cut, freq)
+        assert comparable(got) == comparable(expected), (cut, freq, engine)
+        if engine == "probe":
+            written = users.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            assert written == [("log",)], "nothing is written to the user's database"
         assert got.state is not None
         assert got.state.state_path == str(state)
         incremental_runs += not got.state.full_build
@@ -143,12 +154,7 @@ def test_a_folder_is_not_a_state_file(tmp_path):
         xs.LiveMonitor(make_log(), time_col="ts", state=tmp_path)
 
 
-def test_state_needs_the_embedded_engine_and_exact_counts(tmp_path):
-    import ibis
-
-    table = ibis.duckdb.connect().create_table("log", make_log())
-    with pytest.raises(ParameterError, match="needs a log read by the embedded engine"):
-        xs.LiveMonitor(table, time_col="ts", state=tmp_path / "s.duckdb").run_telemetry_checks(RATIOS)
+def test_state_needs_exact_counts(tmp_path):
     approx = xs.LiveMonitor(make_log(), time_col="ts", state=tmp_path / "s.duckdb", exact=False)
     with pytest.raises(ParameterError, match="exact=True"):
         approx.run_telemetry_checks(RATIOS)

@@ -77,12 +77,29 @@ def test_a_clean_log_has_no_pairs():
     assert list(result.pairs.columns) == ["first_variant", "second_variant", "units"]
 
 
+@pytest.mark.parametrize("freq", ["h", "D", "15min"])
+def test_telemetry_counts_from_the_matrix_query_equal_the_pandas_reference(query_log, freq):
+    """The events per bin summed over bins, at several evaluation instants and bin sizes."""
+    log = leaky_log()
+    for until in (None, log.ts.quantile(0.3), log.ts.quantile(0.8)):
+        query_log.clear()
+        report = xs.LiveMonitor(log, time_col="ts", until=until).run_telemetry_checks(
+            [1, 1, 1], freq=freq
+        )
+        assert len(query_log) == 1, "multiple exposure comes from the traffic matrix's query"
+        units, multiple, pairs = reference(log if until is None else log[log.ts < until])
+        got = report.multiple_exposure
+        assert (got.units, got.multiple_units) == (units, multiple)
+        assert {(r.first_variant, r.second_variant): r.units for r in got.pairs.itertuples()} == pairs
+
+
 def test_telemetry_alerts_above_max_share_without_the_shutoff():
     log = leaky_log()
     monitor = xs.LiveMonitor(log, time_col="ts")
     report = monitor.run_telemetry_checks([1, 1, 1], freq="h")
     assert report.alerts_triggered == ("MULTIPLE_EXPOSURE",)
     assert report.multiple_exposure.multiple_units == 90
+    assert report.multiple_exposure.message == monitor.check_multiple_exposure().message
     assert not report.shutoff_triggered
     quiet = monitor.run_telemetry_checks([1, 1, 1], freq="h", max_multiple_exposure_share=0.1)
     assert quiet.alerts_triggered == ()

@@ -34,7 +34,7 @@ def statements(text: str) -> list[tuple[str, str]]:
 def test_the_example_prints_what_the_sql_folder_holds(capsys, dialect):
     printed = sql_output(capsys, "--dialect", dialect, *EXAMPLE, *EXAMPLE_COLUMNS)
     files = [path.read_text() for path in sorted((SQL_DIR / dialect).glob("*.sql"))]
-    assert len(files) == len(statements(printed)) == 6
+    assert len(files) == len(statements(printed)) == 7
     for text in files:
         assert printed.count(text) == 1
     assert len(printed) == sum(map(len, files)) + len(files) - 1, "the queries, one blank line apart"
@@ -81,7 +81,7 @@ def test_every_query_is_headed_by_the_check_it_serves(capsys):
 def test_without_segment_or_metric_columns_their_queries_are_left_out(capsys):
     printed = sql_output(capsys, "--dialect", "postgres", *EXAMPLE)
     assert [c for c, _ in statements(printed) if "check_srm_by" in c or "calculate_metrics" in c] == []
-    assert len(statements(printed)) == 4
+    assert len(statements(printed)) == 5
 
 
 def test_ratios_set_the_sprt_share_and_tz_the_day_bins(capsys):
@@ -150,5 +150,9 @@ def test_the_printed_postgres_sql_runs_as_the_read_only_role(capsys, postgres_se
     live = monitor.check_live_srm([1, 1])
     assert dict(units) == dict(zip(live.variants, live.observed_counts, strict=True))
     traffic = next(rows for comment, rows in results.items() if "traffic matrix" in comment)
-    assert sum(row[3] for row in traffic) == sum(count for _, count in units)
+    assert sum(row[5] for row in traffic if row[0] == "matrix") == sum(count for _, count in units)
+    distinct = monitor.check_multiple_exposure().units
+    assert sum(row[6] for row in traffic if row[0] == "units") == distinct
+    probe = next(rows for comment, rows in results.items() if "state=" in comment)
+    assert {row[0] for row in probe} <= {"matrix", "units", "multiple", "pair"}
     assert all(re.fullmatch(r"-- .+", comment) for comment in results)

@@ -14,15 +14,15 @@ from xpyrment_sql.bins import parse_freq, time_chunks
 from conftest import make_log
 
 
-def test_run_telemetry_checks_sends_two_queries_and_the_sprt_none_of_its_own(query_log):
-    """The matrix (which also finds the SPRT's first crossing) and the multiple-exposure counts."""
+def test_run_telemetry_checks_sends_one_query_and_the_sprt_none_of_its_own(query_log):
+    """The matrix query also finds the SPRT's first crossing and counts the multiple exposure."""
     log = make_log(units=5000, rows=40_000, days=10)
     monitor = xs.LiveMonitor(log, time_col="ts")
     report = monitor.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
-    assert len(query_log) == 2
+    assert len(query_log) == 1
     assert "GROUP BY" in query_log[0]
     assert "ROW_NUMBER() OVER" in query_log[0], "the crossing's window runs inside the matrix query"
-    assert "ON TRUE" in query_log[1], "the multiple-exposure totals joined to the per-pair counts"
+    assert "'pair' AS" in query_log[0], "the multiple-exposure events come from the same query"
     assert report.traffic.active.shape == (240, 2)
     assert report.sequential_srm.stopped_index == -1
 
@@ -31,7 +31,7 @@ def test_run_telemetry_checks_sends_two_queries_and_the_sprt_none_of_its_own(que
     broken = xs.LiveMonitor(log[~lost], time_col="ts")
     report = broken.run_telemetry_checks([1, 1], freq="h", sequential_method="sprt")
     assert report.sequential_srm.srm_detected
-    assert len(query_log) == 2, "the crossing comes back with the matrix"
+    assert len(query_log) == 1, "the crossing comes back with the matrix"
     assert report.sequential_srm.stopped_index >= 0
 
 
@@ -41,7 +41,7 @@ def test_the_anytime_test_needs_no_query_of_its_own(query_log):
     report = xs.LiveMonitor(log[~lost], time_col="ts").run_telemetry_checks([1, 1], freq="h")
     assert report.sequential_srm.srm_detected
     assert "MULTIPLE_EXPOSURE" not in report.alerts_triggered
-    assert len(query_log) == 2, "the traffic matrix and the multiple-exposure counts"
+    assert len(query_log) == 1, "the traffic matrix, with the multiple-exposure events"
     assert not any("ROW_NUMBER() OVER" in q for q in query_log), "the anytime test needs no window"
     query_log.clear()
     report = xs.LiveMonitor(log, time_col="ts").run_telemetry_checks(
@@ -49,16 +49,17 @@ def test_the_anytime_test_needs_no_query_of_its_own(query_log):
     )
     assert report.multiple_exposure is None
     assert len(query_log) == 1, "the traffic matrix alone"
+    assert "'pair' AS" not in query_log[0], "no multiple-exposure events when not asked for"
 
 
-def test_three_arms_need_two_queries(query_log):
+def test_three_arms_need_one_query(query_log):
     monitor = xs.LiveMonitor(make_log(variants=("a", "b", "c")), time_col="ts")
     report = monitor.run_telemetry_checks([1, 1, 1], freq="h")
-    assert len(query_log) == 2
+    assert len(query_log) == 1
     assert report.sequential_srm.variants == ("a", "b", "c")
     query_log.clear()
     report = monitor.run_telemetry_checks([1, 1, 1], freq="h", sequential_method="sprt")
-    assert len(query_log) == 2
+    assert len(query_log) == 1
     assert "exactly two variants" in report.sequential_srm.message
 
 

@@ -1,25 +1,34 @@
-"""Incremental runs: the traffic matrix from a local state file plus the rows that are new since.
+"""Incremental runs: the traffic matrix and multiple exposure from a local state file plus the new rows.
 
-A run with a state file (see :mod:`xpyrment_sql.state`) keeps what past runs learned: the counts of
-every bin, the first exposure of every (variant, unit) pair and the watermark, the latest exposure
-seen. A later run reads only the rows at or after the *window start*
+A run with a state file (see :mod:`xpyrment_sql.state`) keeps what past runs counted: the rows of the
+traffic matrix's query (:func:`xpyrment_sql.queries.traffic.count_table`: active and new units per bin
+and variant, and the multiple-exposure events per bin) and the watermark, the latest exposure seen. A
+later run reads only the rows at or after the *window start*
 
     since = start of the bin holding (watermark - lateness),
 
-and, for the bins from ``since`` on:
+and recounts the bins from ``since`` on:
 
-* active units are counted from the window's rows alone (those bins lie wholly inside the window);
-* each pair's first exposure becomes ``min(stored, window's)``; new units per bin are the pairs whose
-  first exposure falls in it (a pair first seen before ``since`` cannot move: rows only arrive).
+* active units from the window's rows alone (those bins lie wholly inside the window);
+* new units and multiple-exposure events from the first exposure of every (variant, unit) pair of the
+  units seen in the window: ``min(window's, earlier)``, where *earlier* is the pair's first exposure
+  before ``since``. Events before ``since`` cannot move (rows only arrive), so only those at or after
+  it are counted.
 
 Bins before ``since`` keep their stored counts. The result is exactly a full run's when no row older
 than ``since`` arrives after the run that saw the watermark: ``lateness`` is that allowance, and a row
 later than it is missed until a full refresh (``verify=True`` compares with a full run and says so).
 
-Everything runs inside the embedded DuckDB, where the state file is attached next to the rows: the
-window's pairs go from the log into the state file without crossing into Python, and only the
-bins x variants counts come back. The multiple-exposure counts come from the stored pairs, so the
-log's pairs are not read a second time.
+Where *earlier* comes from depends on the engine:
+
+* **embedded engine** (Parquet, CSV, DataFrames): the state file also keeps every pair's first exposure
+  and is attached to the DuckDB that reads the rows, so the window's pairs are merged into it without
+  crossing into Python, and earlier exposures are looked up there instead of in the log;
+* **any other backend** (a warehouse): nothing is ever written to it. One probe query joins the
+  window's units to the earlier rows of the same table and returns only counts, which are kept in the
+  local state file.
+
+Either way, only bins x variants counts come back to Python.
 """
 
 from __future__ import annotations
@@ -30,27 +39,37 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.schema as sch
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
 from xpyrment_sql import queries
 from xpyrment_sql.bins import BinSpec, as_utc
-from xpyrment_sql.checks.exposure import multiple_exposure
-from xpyrment_sql.checks.traffic import bin_start, fetch_matrix, traffic_matrix
+from xpyrment_sql.checks.exposure import exposure_from_events
+from xpyrment_sql.checks.traffic import (
+    bin_start,
+    check_counts,
+    chunks_for,
+    fetch_counts,
+    matrix_rows,
+    traffic_matrix,
+)
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.queries.traffic import active_units
+from xpyrment_sql.queries.traffic import active_units, count_table
 from xpyrment_sql.results import MultipleExposureResult, StateRun, TrafficMatrix
 from xpyrment_sql.source import Source
 from xpyrment_sql.state import StateError, StateStore
 
-FORMAT = "1"
+FORMAT = "2"
 """Version of the state tables this module writes; part of the fingerprint."""
 
 DEFAULT_LATENESS = pd.Timedelta(hours=1)
 """How late a row may arrive and still be counted by an incremental run (see the module docstring)."""
 
-FIRSTS, BINS, WINDOW, SHARED = "first_exposures", "bin_counts", "window_pairs", "shared_pairs"
+FIRSTS, COUNTS, WINDOW, CHANGED = "first_exposures", "counts", "window_triples", "changed_pairs"
+"""State tables: every pair's first exposure (embedded engine only), the counts per bin, and two
+scratch tables of a run (the window's triples, the merged pairs of the window's units)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,19 +130,19 @@ def check_lateness(lateness: object) -> pd.Timedelta:
     return value
 
 
-def incremental_matrix(
+def incremental_counts(
     source: Source,
     variant_col: str,
     bins: BinSpec,
     until: pd.Timestamp | None,
     store: StateStore,
     lateness: pd.Timedelta = DEFAULT_LATENESS,
-) -> tuple[TrafficMatrix, ir.Table, StateRun]:
-    """Update the state with the rows since the window start and return the whole traffic matrix.
+) -> tuple[pd.DataFrame, StateRun]:
+    """Count the rows since the window start, update the state and return every bin's counts.
 
     Returns:
-        The matrix, the multiple-exposure query over the stored pairs (to run on the same engine),
-        and what the run read.
+        The columns of :func:`~xpyrment_sql.queries.traffic.count_table` (multiple-exposure events
+        included) for the whole log, and what the run read.
 
     Raises:
         StateError: ``until`` lies before the state's watermark (the state already holds later rows).
@@ -138,46 +157,130 @@ def incremental_matrix(
                 "already holds later rows; evaluate without state=, or rebuild it with refresh=True"
             )
         since = bin_start(bins, bins.key_of(watermark - lateness))
-    rows = queries.exposures(source, variant_col, until)
-    window = rows if since is None else rows.filter(rows.ts >= queries.instant(rows.ts, since))
-    pairs = window.group_by(["variant", "unit"]).aggregate(first_ts=window.ts.min(), last_ts=window.ts.max())
-    backend = source.backend
-    database = (store.alias, "main")
+    fetched = schema = None
+    if not source.embedded:
+        probe = probe_query(source, variant_col, bins, until, since)
+        fetched, schema = source.execute(probe, "the incremental probe (state=)"), probe.schema()
+        check_counts(fetched, source, variant_col, bins)
     with store.transaction():
-        backend.create_table(WINDOW, pairs, database=database, overwrite=True)
-        if since is None:
-            backend.create_table(
-                FIRSTS, _stored(backend, WINDOW, database).drop("last_ts"), database=database, overwrite=True
-            )
-            _build_shared_pairs(store)
+        if fetched is None:
+            rows = queries.exposures(source, variant_col, until)
+            fresh = _merged_counts(source, rows, bins, until, since, store)
+            latest = _write_counts(store, source.backend, fresh, fresh.schema(), since, bins)
+            for scratch in (WINDOW, CHANGED):
+                store.run(f"DROP TABLE IF EXISTS {store.table(scratch)}")
         else:
-            _merge_first_exposures(store)
-        firsts = _stored(backend, FIRSTS, database)
-        active = active_units(window, bins, until)
-        recent = (
-            firsts
-            if since is None
-            else firsts.filter(firsts.first_ts >= queries.instant(firsts.first_ts, since))
-        )
-        recent = recent.select(bin=queries.bin_key(recent.first_ts, bins, until), variant=recent.variant)
-        new = recent.group_by(["bin", "variant"]).aggregate(new=recent.count())
-        joined = active.left_join(new, ["bin", "variant"])
-        counts = joined.select("bin", "variant", "active", new=ibis.coalesce(joined.new, 0))
-        if since is None:
-            backend.create_table(BINS, counts, database=database, overwrite=True)
-        else:
-            store.run(f"DELETE FROM {store.table(BINS)} WHERE bin >= ?", [bins.key_of(since)])
-            backend.insert(BINS, counts, database=database)
-        ((latest,),) = store.run(f"SELECT max(last_ts) FROM {store.table(WINDOW)}")
+            backend = ibis.duckdb.from_connection(store.con)
+            latest = _write_counts(store, backend, fetched, schema, since, bins)
         newest = _newest(watermark, latest)
         if newest is not None:
             store.set("watermark", newest.isoformat())
-        store.run(f"DROP TABLE {store.table(WINDOW)}")
-    matrix = traffic_matrix(source.execute(_stored(backend, BINS, database)), bins, variant_col, until)
-    units = int(store.get("units") or 0)
-    shared = queries.shared_units(_stored(backend, SHARED, database))
-    exposure = shared.mutate(units=ibis.literal(units, "int64"))
-    return matrix, exposure, StateRun(str(store.path), since is None, since, newest)
+    counts = store.con.execute(f"SELECT * FROM {store.table(COUNTS)}").df()
+    check_counts(counts, source, variant_col, bins)
+    return counts, StateRun(str(store.path), since is None, since, newest)
+
+
+def probe_query(
+    source: Source,
+    variant_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    since: pd.Timestamp | None,
+) -> ir.Table:
+    """One read-only query returning counts only: the window's bins, new units and events.
+
+    Earlier first exposures of the window's units come from the same table's rows before ``since``
+    (a semi-join on the window's units), so the backend needs no table of ours. Without ``since``
+    (a first run) it is the full traffic matrix query with the watermark's ``last_ts``.
+    """
+    rows = queries.exposures(source, variant_col, until)
+    if since is None:
+        firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+        active = active_units(rows, bins, until, latest=True)
+    else:
+        start = queries.instant(rows.ts, since)
+        window = rows.filter(rows.ts >= start)
+        active = active_units(window, bins, until, latest=True)
+        seen = window.group_by(["variant", "unit"]).aggregate(first_ts=window.ts.min())
+        earlier = rows.filter(rows.ts < start).semi_join(seen.select("unit"), "unit")
+        earlier = earlier.group_by(["variant", "unit"]).aggregate(first_ts=earlier.ts.min())
+        firsts = _earliest(seen, earlier)
+    return count_table(active, firsts, bins, until, since, exposure=True)
+
+
+def _merged_counts(
+    source: Source,
+    rows: ir.Table,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    since: pd.Timestamp | None,
+    store: StateStore,
+) -> ir.Table:
+    """The window's counts on the embedded engine, with the stored first exposures updated.
+
+    A first run stores every pair's first exposure, then counts the log against it. A later run
+    stores the window's (bin, variant, unit) triples (one read of the window), looks up the earlier
+    first exposures of their units in the stored ones (one scan), and replaces the stored pairs
+    first seen since ``since`` with the merged ones.
+    """
+    backend = source.backend
+    database = (store.alias, "main")
+    if since is None:
+        pairs = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+        backend.create_table(FIRSTS, pairs, database=database, overwrite=True)
+        active = active_units(rows, bins, until, chunks_for(source, bins, until), latest=True)
+        return count_table(active, _stored(backend, FIRSTS, database), bins, until, exposure=True)
+    start = queries.instant(rows.ts, since)
+    window = rows.filter(rows.ts >= start)
+    key = queries.bin_key(window.ts, bins, until)
+    grouped = window.group_by(bin=key, variant=window.variant, unit=window.unit)
+    triples = grouped.aggregate(first_ts=window.ts.min(), last_ts=window.ts.max())
+    backend.create_table(WINDOW, triples, database=database, overwrite=True)
+    triples = _stored(backend, WINDOW, database)
+    active = triples.group_by(["bin", "variant"]).aggregate(
+        active=triples.count(), last_ts=triples.last_ts.max()
+    )
+    seen = triples.group_by(["variant", "unit"]).aggregate(first_ts=triples.first_ts.min())
+    stored = _stored(backend, FIRSTS, database)
+    earlier = stored.filter(stored.first_ts < queries.instant(stored.first_ts, since))
+    merging = _earliest(seen, earlier.semi_join(seen.select("unit"), "unit"))
+    backend.create_table(CHANGED, merging, database=database, overwrite=True)
+    merged = _stored(backend, CHANGED, database)
+    aware = stored.first_ts.type().timezone is not None
+    bound = since if aware else since.tz_convert("UTC").tz_localize(None)
+    store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
+    moved = merged.filter(merged.first_ts >= queries.instant(merged.first_ts, since))
+    backend.insert(FIRSTS, moved, database=database)
+    return count_table(active, merged, bins, until, since, exposure=True)
+
+
+def _earliest(seen: ir.Table, earlier: ir.Table) -> ir.Table:
+    """Per (variant, unit), the earlier of two first exposures (pairs in either table)."""
+    both = seen.select("variant", "unit", "first_ts").union(earlier.select("variant", "unit", "first_ts"))
+    return both.group_by(["variant", "unit"]).aggregate(first_ts=both.first_ts.min())
+
+
+def _write_counts(
+    store: StateStore,
+    backend: Any,
+    fresh: ir.Table | pd.DataFrame,
+    schema: sch.Schema,
+    since: pd.Timestamp | None,
+    bins: BinSpec,
+) -> object:
+    """Replace the stored counts from the window start on with ``fresh``; return the latest exposure.
+
+    ``fresh`` is a query on the engine the state file is attached to (written without leaving it) or
+    the counts a warehouse returned; ``backend`` is an Ibis backend on the state file's connection.
+    """
+    database = (store.alias, "main")
+    if since is None:
+        backend.create_table(COUNTS, schema=schema, database=database, overwrite=True)
+    else:
+        store.run(f"DELETE FROM {store.table(COUNTS)} WHERE bin >= ?", [bins.key_of(since)])
+    backend.insert(COUNTS, fresh, database=database)
+    ((latest,),) = store.run(f"SELECT max(last_ts) FROM {store.table(COUNTS)}")
+    return latest
 
 
 def _stored(backend: Any, name: str, database: tuple[str, str]) -> ir.Table:
@@ -186,75 +289,16 @@ def _stored(backend: Any, name: str, database: tuple[str, str]) -> ir.Table:
     return table
 
 
-def _build_shared_pairs(store: StateStore) -> None:
-    """From all first exposures: the distinct units, and the pairs of units seen under several variants."""
-    firsts, shared = store.table(FIRSTS), store.table(SHARED)
-    store.run(
-        f"CREATE OR REPLACE TABLE {shared} AS SELECT variant, unit FROM {firsts} "
-        f"WHERE unit IN (SELECT unit FROM {firsts} GROUP BY unit HAVING count(*) > 1)"
-    )
-    ((units,),) = store.run(f"SELECT count(DISTINCT unit) FROM {firsts}")
-    store.set("units", str(units))
-
-
-def _merge_first_exposures(store: StateStore) -> None:
-    """Fold the window's pairs into the stored ones, touching only the units the window holds.
-
-    ``touched`` (the stored pairs of units seen in the window, one scan of the stored pairs) is all
-    the rest needs: a pair's first exposure becomes ``min(stored, window's)``; pairs never seen are
-    inserted; units never seen add to the ``units`` count; and the window's units are re-sorted into
-    the shared pairs (units under two or more variants), so multiple exposure is counted from a
-    small table instead of every pair.
-    """
-    firsts, window, shared = store.table(FIRSTS), store.table(WINDOW), store.table(SHARED)
-    touched, fresh = store.table("touched_pairs"), store.table("fresh_pairs")
-    execute = store.run
-    execute(
-        f"CREATE OR REPLACE TABLE {touched} AS SELECT f.variant, f.unit, f.first_ts FROM {firsts} AS f "
-        f"SEMI JOIN (SELECT DISTINCT unit FROM {window}) AS w ON f.unit = w.unit"
-    )
-    execute(
-        f"CREATE OR REPLACE TABLE {fresh} AS SELECT w.variant, w.unit, w.first_ts FROM {window} AS w "
-        f"ANTI JOIN {touched} AS t ON t.variant = w.variant AND t.unit = w.unit"
-    )
-    earlier = (
-        f"SELECT w.variant, w.unit, w.first_ts FROM {window} AS w JOIN {touched} AS t "
-        "ON t.variant = w.variant AND t.unit = w.unit WHERE w.first_ts < t.first_ts"
-    )
-    execute(
-        f"UPDATE {firsts} AS f SET first_ts = e.first_ts FROM ({earlier}) AS e "
-        "WHERE f.variant = e.variant AND f.unit = e.unit"
-    )
-    execute(f"INSERT INTO {firsts} SELECT variant, unit, first_ts FROM {fresh}")
-    ((added,),) = execute(
-        f"SELECT count(DISTINCT n.unit) FROM {fresh} AS n ANTI JOIN {touched} AS t ON t.unit = n.unit"
-    )
-    store.set("units", str(int(store.get("units") or 0) + added))
-    both = f"(SELECT variant, unit FROM {touched} UNION ALL SELECT variant, unit FROM {fresh})"
-    execute(f"DELETE FROM {shared} WHERE unit IN (SELECT unit FROM {both})")
-    execute(
-        f"INSERT INTO {shared} SELECT variant, unit FROM {both} "
-        f"WHERE unit IN (SELECT unit FROM {both} GROUP BY unit HAVING count(*) > 1)"
-    )
-    execute(f"DROP TABLE {touched}")
-    execute(f"DROP TABLE {fresh}")
-
-
 def _newest(watermark: pd.Timestamp | None, latest: object) -> pd.Timestamp | None:
-    """The later of the stored watermark and the window's latest exposure, as an aware UTC instant."""
+    """The later of the stored watermark and the latest exposure counted, as an aware UTC instant."""
     candidates = [
         t for t in (watermark, None if latest is None else as_utc(pd.Timestamp(latest))) if t is not None
     ]
     return max(candidates) if candidates else None
 
 
-def check_state_run(source: Source, exact: bool, sprt: bool) -> None:
+def check_state_run(exact: bool, sprt: bool) -> None:
     """Refuse a state file where an incremental run cannot (yet) be exact, saying what to do instead."""
-    if not source.embedded:
-        raise ParameterError(
-            f"state= needs a log read by the embedded engine (Parquet or CSV files, a DataFrame); "
-            f"{source.origin} runs on {source.backend_name}: run it without state="
-        )
     if not exact:
         raise ParameterError("state= counts active units exactly; use it with exact=True")
     if sprt:
@@ -271,19 +315,23 @@ def checked_incrementally(
 ) -> tuple[TrafficMatrix, MultipleExposureResult | None, StateRun]:
     """The traffic matrix and multiple exposure from the state file plus the new rows, state updated.
 
-    With ``state.verify``, the same two are recomputed from the whole log (two more queries) and any
+    With ``state.verify``, both are recomputed from the whole log (one more query) and any
     difference is listed in the returned record.
     """
     prints = fingerprint(source, variant_col, bins)
-    with StateStore.open(state.path, prints, con=source.backend.con, refresh=state.refresh) as store:
-        matrix, shared, run = incremental_matrix(source, variant_col, bins, until, store, state.lateness)
-        exposure = None
-        if max_share is not None:
-            exposure = multiple_exposure(source, variant_col, until, max_share, shared)
+    con = source.backend.con if source.embedded else None
+    with StateStore.open(state.path, prints, con=con, refresh=state.refresh) as store:
+        counts, run = incremental_counts(source, variant_col, bins, until, store, state.lateness)
+    matrix = traffic_matrix(matrix_rows(counts), bins, variant_col, until)
+    exposure = None if max_share is None else exposure_from_events(counts, max_share)
     if state.verify:
-        full = fetch_matrix(source, variant_col, bins, until)[0]
-        again = None if max_share is None else multiple_exposure(source, variant_col, until, max_share)
-        differences = differ(matrix, full, exposure, again)
+        full = fetch_counts(source, variant_col, bins, until, exposure=True)
+        differences = differ(
+            matrix,
+            traffic_matrix(matrix_rows(full), bins, variant_col, until),
+            exposure_from_events(counts, 0.0),
+            exposure_from_events(full, 0.0),
+        )
         run = dataclasses.replace(run, verified=not differences, differences=differences)
     return matrix, exposure, run
 
@@ -291,8 +339,8 @@ def checked_incrementally(
 def differ(
     kept: TrafficMatrix,
     full: TrafficMatrix,
-    exposure: MultipleExposureResult | None,
-    full_exposure: MultipleExposureResult | None,
+    exposure: MultipleExposureResult,
+    full_exposure: MultipleExposureResult,
 ) -> tuple[str, ...]:
     """What an incremental run got differently from a full one, in words (empty when nothing)."""
     found = []
@@ -311,8 +359,11 @@ def differ(
                     f"{name} units differ in {len(wrong)} cell(s), first at bin {full.bins[row]} variant "
                     f"{full.variants[column]!r}: {mine[row, column]} kept, {theirs[row, column]} in the log"
                 )
-    if exposure is not None and full_exposure is not None:
-        kept_units, log_units = exposure.multiple_units, full_exposure.multiple_units
-        if kept_units != log_units:
-            found.append(f"units under several variants: {kept_units} kept, {log_units} in the log")
+    kept_units, log_units = exposure.multiple_units, full_exposure.multiple_units
+    if kept_units != log_units:
+        found.append(f"units under several variants: {kept_units} kept, {log_units} in the log")
+    if exposure.units != full_exposure.units:
+        found.append(f"distinct units: {exposure.units} kept, {full_exposure.units} in the log")
+    elif kept_units == log_units and not exposure.pairs.equals(full_exposure.pairs):
+        found.append("units shared per pair of variants differ from the log's")
     return tuple(found)

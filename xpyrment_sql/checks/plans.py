@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
+
 from xpyrment_sql import queries
 from xpyrment_sql.bins import parse_freq
+from xpyrment_sql.checks.incremental import probe_query
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.traffic import matrix_query
 from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.queries.sql import compile_plan
 from xpyrment_sql.settings import Ratios, check_ratio_values
 from xpyrment_sql.source import Source
+
+PROBE_SINCE = pd.Timestamp("2026-01-05 00:00", tz="UTC")
+"""The window start the printed incremental probe uses (a run takes it from its state file)."""
 
 
 def check_queries(
@@ -55,12 +61,18 @@ def check_queries(
         metric_cols = ["load_ms"] if "load_ms" in source.schema else []
     plan = {
         "traffic_matrix": (
-            "traffic matrix: active and first-exposure units per bin and variant "
-            "(traffic anomaly, chi-square and anytime-valid SRM)",
-            matrix_query(source, variant, bins, None),
+            "traffic matrix: active and first-exposure units per bin and variant, with the "
+            "multiple-exposure events per bin (run_telemetry_checks: traffic anomaly, chi-square, "
+            "anytime-valid SRM, MULTIPLE_EXPOSURE)",
+            matrix_query(source, variant, bins, None, exposure=True),
+        ),
+        "incremental_probe": (
+            f"a later run with state= on a warehouse: the bins from the window start ({PROBE_SINCE}) "
+            "on, new units decided against the earlier rows of the same table; counts only",
+            probe_query(source, variant, bins, None, PROBE_SINCE),
         ),
         "multiple_exposure": (
-            "units seen under more than one variant (MULTIPLE_EXPOSURE)",
+            "units seen under more than one variant (check_multiple_exposure on its own)",
             queries.multiple_exposure_counts(source, variant),
         ),
         "units_per_variant": (

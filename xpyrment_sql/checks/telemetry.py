@@ -1,9 +1,10 @@
 """Every health check at once, from one plan: what ``LiveMonitor.run_telemetry_checks`` runs.
 
-At most three queries reach the backend: the guardrails' metric moments (only with guardrails), the
-traffic matrix (from which the drop test, the chi-square and the sequential SRM tests are all
-computed; for the seed's SPRT the same query also finds its first crossing) and the
-multiple-exposure counts (skipped with ``max_multiple_exposure_share=None``). The alerts follow
+At most two queries reach the backend: the guardrails' metric moments (only with guardrails) and the
+traffic matrix, from which the drop test, the chi-square and the sequential SRM tests are all
+computed. The same query also finds the seed's SPRT's first crossing (``sequential_method="sprt"``)
+and counts the multiple-exposure events (unless ``max_multiple_exposure_share=None``), from the
+first exposures it groups anyway, so the log's rows are read once. The alerts follow
 :mod:`xpyrment_sql.alerts.rules` and go to the dispatcher, if any.
 """
 
@@ -16,17 +17,19 @@ import pandas as pd
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.alerts.rules import shutoff_required, telemetry_alerts
 from xpyrment_sql.checks.drops import judge_traffic_drop
-from xpyrment_sql.checks.exposure import multiple_exposure
+from xpyrment_sql.checks.exposure import exposure_from_events
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.checks.incremental import StateSettings, check_state_run, checked_incrementally
 from xpyrment_sql.checks.srm import (
     SPRT_DELTA,
+    SprtCrossings,
     anytime,
     live_srm_from_matrix,
     sprt_for_ratios,
+    sprt_query,
     sprt_shares_for_ratios,
 )
-from xpyrment_sql.checks.traffic import fetch_matrix
+from xpyrment_sql.checks.traffic import fetch_counts, matrix_rows, traffic_matrix
 from xpyrment_sql.results import AnytimeSRMResult, DispatchOutcome, SequentialSRMResult, TelemetryReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
@@ -62,21 +65,17 @@ def run_telemetry(
     sprt = settings.sequential_method == "sprt"
     share = settings.max_multiple_exposure_share
     run = None
+    bins = settings.bins(tz)
     if state is None:
-        matrix, crossings = fetch_matrix(
-            source,
-            variant_col,
-            settings.bins(tz),
-            until,
-            exact,
-            sprt_shares_for_ratios(design.expected_ratios) if sprt else (),
-            SPRT_DELTA,
-            settings.sequential_alpha,
-        )
-        exposure = None if share is None else multiple_exposure(source, variant_col, until, share)
+        sprt_shares = sprt_shares_for_ratios(design.expected_ratios) if sprt else ()
+        spec = sprt_query(sprt_shares, SPRT_DELTA, settings.sequential_alpha)
+        counts = fetch_counts(source, variant_col, bins, until, exact, spec, exposure=share is not None)
+        rows = matrix_rows(counts)
+        matrix = traffic_matrix(rows, bins, variant_col, until)
+        crossings = None if spec is None else SprtCrossings.from_counts(rows, sprt_shares)
+        exposure = None if share is None else exposure_from_events(counts, share)
     else:
-        check_state_run(source, exact, sprt)
-        bins = settings.bins(tz)
+        check_state_run(exact, sprt)
         matrix, exposure, run = checked_incrementally(source, variant_col, bins, until, state, share)
         crossings = None
     anomaly = judge_traffic_drop(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from xpyrment_sql import queries
-from xpyrment_sql.bins import BinSpec, as_utc, time_chunks
+from xpyrment_sql.bins import BinSpec, Chunk, as_utc, time_chunks
 from xpyrment_sql.checks.srm import SprtCrossings, sprt_query
 from xpyrment_sql.errors import DataError
 from xpyrment_sql.results import TrafficMatrix, frozen_array
@@ -130,20 +130,79 @@ def matrix_query(
     until: pd.Timestamp | None,
     exact: bool = True,
     sprt: queries.SprtSpec | None = None,
+    exposure: bool = False,
 ) -> ir.Table:
     """The traffic matrix query, exactly as it runs (and as ``xpyrment-sql sql`` prints it).
 
     On a Parquet log whose span is known from its footers, exact active counts deduplicate one time
-    chunk at a time (``bins.time_chunks``); at most ``MAX_MATRIX_CELLS + 1`` rows come back.
+    chunk at a time (``bins.time_chunks``); at most ``MAX_MATRIX_CELLS + 1`` rows come back. With
+    ``exposure``, the multiple-exposure events come back from the same query.
     """
-    chunks: Sequence[tuple[pd.Timestamp | None, pd.Timestamp | None]] = ((None, None),)
-    span = source.span
-    if span is not None and exact:
-        last = span.last if until is None else min(span.last, until)
-        chunks = tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
+    chunks = chunks_for(source, bins, until) if exact else ((None, None),)
     return queries.traffic_counts(
-        source, variant_col, bins, until, chunks, exact, sprt, max_rows=MAX_MATRIX_CELLS
+        source, variant_col, bins, until, chunks, exact, sprt, max_rows=MAX_MATRIX_CELLS, exposure=exposure
     )
+
+
+def chunks_for(source: Source, bins: BinSpec, until: pd.Timestamp | None) -> tuple[Chunk, ...]:
+    """Time chunks to deduplicate active units in, from the span the Parquet footers give (one chunk
+    when the span is unknown)."""
+    span = source.span
+    if span is None:
+        return ((None, None),)
+    last = span.last if until is None else min(span.last, until)
+    return tuple(time_chunks(bins, span.first, max(last, span.first), span.rows))
+
+
+def fetch_counts(
+    source: Source,
+    variant_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    exact: bool = True,
+    sprt: queries.SprtSpec | None = None,
+    exposure: bool = False,
+) -> pd.DataFrame:
+    """Run :func:`matrix_query` and check what came back (one query).
+
+    Raises:
+        DataError: timestamps that cannot be binned, or a matrix past :data:`MAX_MATRIX_CELLS`.
+        BackendError: the SPRT's window on a backend without window functions.
+    """
+    purpose = "the traffic matrix"
+    if sprt is not None:
+        purpose = (
+            "the traffic matrix with the SPRT's first crossing "
+            "(check_sequential_srm, or sequential_method='sprt')"
+        )
+        source.require_window_functions(purpose)
+    counts = source.execute(matrix_query(source, variant_col, bins, until, exact, sprt, exposure), purpose)
+    check_counts(counts, source, variant_col, bins)
+    return counts
+
+
+def check_counts(counts: pd.DataFrame, source: Source, variant_col: str, bins: BinSpec) -> None:
+    """Refuse counts with unbinnable timestamps, or more rows than :data:`MAX_MATRIX_CELLS`.
+
+    Raises:
+        DataError: naming the column to check.
+    """
+    if counts["bin"].isna().any():
+        raise DataError(
+            f"time_col={source.time_col!r} holds timestamps the backend cannot place in a bin "
+            "(infinity, or outside the range of epoch seconds); filter them out of the data"
+        )
+    if len(counts) > MAX_MATRIX_CELLS:
+        raise DataError(
+            f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
+            f"at freq={bins.freq!r}: check that variant_col={variant_col!r} holds the arms (not ids) "
+            "and time_col the exposure times, or use a larger freq"
+        )
+
+
+def matrix_rows(counts: pd.DataFrame) -> pd.DataFrame:
+    """The ``"matrix"`` part of the counts (one row per non-empty bin and variant)."""
+    return counts[counts["part"] == "matrix"]
 
 
 def fetch_matrix(
@@ -163,25 +222,7 @@ def fetch_matrix(
         BackendError: the SPRT's window on a backend without window functions.
     """
     sprt = sprt_query(sprt_shares, sprt_delta, sprt_alpha)
-    purpose = "the traffic matrix"
-    if sprt is not None:
-        purpose = (
-            "the traffic matrix with the SPRT's first crossing "
-            "(check_sequential_srm, or sequential_method='sprt')"
-        )
-        source.require_window_functions(purpose)
-    counts = source.execute(matrix_query(source, variant_col, bins, until, exact, sprt), purpose)
-    if counts["bin"].isna().any():
-        raise DataError(
-            f"time_col={source.time_col!r} holds timestamps the backend cannot place in a bin "
-            "(infinity, or outside the range of epoch seconds); filter them out of the data"
-        )
-    if len(counts) > MAX_MATRIX_CELLS:
-        raise DataError(
-            f"the traffic matrix has more than {MAX_MATRIX_CELLS:,} non-empty (bin, variant) cells "
-            f"at freq={bins.freq!r}: check that variant_col={variant_col!r} holds the arms (not ids) "
-            "and time_col the exposure times, or use a larger freq"
-        )
+    counts = matrix_rows(fetch_counts(source, variant_col, bins, until, exact, sprt))
     matrix = traffic_matrix(counts, bins, variant_col, until)
     crossings = SprtCrossings.from_counts(counts, sprt_shares) if sprt is not None else None
     return matrix, crossings

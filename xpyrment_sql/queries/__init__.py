@@ -5,6 +5,7 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 
 * :mod:`~xpyrment_sql.queries.rows`: the ``(ts, variant, unit)`` rows, bin keys, time literals;
 * :mod:`~xpyrment_sql.queries.traffic`: the traffic matrix query (and the SPRT's crossing);
+* :mod:`~xpyrment_sql.queries.events`: multiple exposure as events per bin, inside that query;
 * :mod:`~xpyrment_sql.queries.units`: distinct units per variant, per pair, per segment;
 * :mod:`~xpyrment_sql.queries.moments`: per-variant metric moments;
 * :mod:`~xpyrment_sql.queries.sql`: any of them compiled to a SQL dialect;
@@ -16,7 +17,6 @@ from xpyrment_sql.queries.traffic import SprtSpec, traffic_counts
 from xpyrment_sql.queries.units import (
     multiple_exposure_counts,
     segment_units,
-    shared_units,
     units_per_variant,
 )
 
@@ -28,7 +28,6 @@ __all__ = [
     "instant",
     "multiple_exposure_counts",
     "segment_units",
-    "shared_units",
     "traffic_counts",
     "units_per_variant",
 ]

@@ -36,6 +36,7 @@ EXAMPLE_SCHEMA = {
 }
 """One row per exposure: the unit, its variant, when, and a segment and a metric column."""
 
+
 def example_source(table: str = "exposures") -> Source:
     """An unbound table with :data:`EXAMPLE_SCHEMA`; compiling it needs no database."""
     return open_source(ibis.table(EXAMPLE_SCHEMA, name=table), time_col="ts")

@@ -13,6 +13,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from xpyrment_sql.bins import BinSpec, Chunk
+from xpyrment_sql.queries.events import exposure_events
 from xpyrment_sql.queries.rows import bin_key, exposures, instant, union_all
 from xpyrment_sql.source import Source
 
@@ -26,6 +27,7 @@ def traffic_counts(
     exact: bool = True,
     sprt: SprtSpec | None = None,
     max_rows: int | None = None,
+    exposure: bool = False,
 ) -> ir.Table:
     """Distinct units per (bin, variant): ``active`` (seen in the bin) and ``new`` (first seen there).
 
@@ -39,10 +41,14 @@ def traffic_counts(
     With ``sprt``, the first exposures also pass through one ordered window that finds the SPRT's
     first crossing (see :func:`_first_exposures_with_crossings` for the columns it adds): the same
     grouped minimum feeds both, so the seed's test costs one sort of the first exposures and no
-    second scan of the log.
+    second scan of the log. With ``exposure``, the same first exposures also give the multiple-exposure
+    events per bin (:mod:`xpyrment_sql.queries.events`), so that check reads no pair a second time.
 
     With ``max_rows``, at most ``max_rows + 1`` rows come back: enough for the caller to refuse a
     matrix that is too large (a wrong column) without fetching all of it.
+
+    Returns:
+        The columns of :func:`count_table`.
     """
     rows = exposures(source, variant_col, until)
     if exact:
@@ -51,15 +57,69 @@ def traffic_counts(
         binned = rows.mutate(bin=bin_key(rows.ts, bins, until))
         active = binned.group_by(["bin", "variant"]).aggregate(active=binned.unit.approx_nunique())
     firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    counts = count_table(active, firsts, bins, until, sprt=sprt, exposure=exposure)
+    return counts.limit(max_rows + 1) if max_rows is not None else counts
+
+
+def count_table(
+    active: ir.Table,
+    firsts: ir.Table,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    since: pd.Timestamp | None = None,
+    sprt: SprtSpec | None = None,
+    exposure: bool = False,
+) -> ir.Table:
+    """The traffic matrix's counts, and optionally the multiple-exposure events, as one table.
+
+    Args:
+        active: Columns ``bin``, ``variant``, ``active`` (and ``last_ts``, the latest exposure in the
+            cell, when the caller keeps a watermark).
+        firsts: First exposure per pair: ``variant``, ``unit``, ``first_ts``.
+        since: Count ``new`` units and events only at or after this instant (an incremental run's
+            window start; ``firsts`` then holds every pair of the units seen since).
+        sprt: Add the SPRT's first crossings (a full run only).
+        exposure: Add the multiple-exposure events.
+
+    Returns:
+        Rows marked by ``part``: ``"matrix"`` rows (one per non-empty bin and variant) fill ``active``
+        and ``new``; ``"units"``, ``"multiple"`` and ``"pair"`` rows fill ``units`` (see
+        :func:`~xpyrment_sql.queries.events.exposure_events`). Columns ``part``, ``bin``, ``variant``,
+        ``second_variant``, ``active``, ``new``, ``units``, then ``last_ts`` and the SPRT's columns
+        when asked for; null where a part has no value.
+    """
     if sprt is None:
-        firsts = firsts.select(bin=bin_key(firsts.first_ts, bins, until), variant=firsts.variant)
-        new = firsts.group_by(["bin", "variant"]).aggregate(new=firsts.count())
+        dated = firsts
+        if since is not None:
+            dated = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, since))
+        dated = dated.select(bin=bin_key(dated.first_ts, bins, until), variant=dated.variant)
+        new = dated.group_by(["bin", "variant"]).aggregate(new=dated.count())
     else:
         new = _first_exposures_with_crossings(firsts, bins, until, sprt)
     joined = active.left_join(new, ["bin", "variant"])
-    extra = [name for name in new.columns if name not in ("bin", "variant", "new")]
-    counts = joined.select("bin", "variant", "active", *extra, new=ibis.coalesce(joined.new, 0))
-    return counts.limit(max_rows + 1) if max_rows is not None else counts
+    extras = {name: joined[name] for name in (*active.columns, *new.columns) if name not in _COUNTS}
+    matrix = joined.select(
+        part=ibis.literal("matrix"),
+        bin=joined.bin,
+        variant=joined.variant,
+        second_variant=ibis.null(firsts.variant.type()),
+        active=joined.active,
+        new=ibis.coalesce(joined.new, 0),
+        units=ibis.null("int64"),
+        **extras,
+    )
+    if not exposure:
+        return matrix
+    blanks = {name: ibis.null(value.type()) for name, value in extras.items()}
+    events = [
+        part.mutate(active=ibis.null("int64"), new=ibis.null("int64"), **blanks).select(matrix.columns)
+        for part in exposure_events(firsts, bins, until, since)
+    ]
+    return union_all([matrix, *events])
+
+
+_COUNTS = ("bin", "variant", "active", "new")
+"""The matrix columns every part of :func:`count_table` has; the rest are carried as extras."""
 
 
 def active_units(
@@ -67,16 +127,29 @@ def active_units(
     bins: BinSpec,
     until: pd.Timestamp | None,
     chunks: Sequence[Chunk] = ((None, None),),
+    latest: bool = False,
 ) -> ir.Table:
-    """Exact distinct units per (bin, variant), deduplicating one time chunk at a time."""
+    """Exact distinct units per (bin, variant), deduplicating one time chunk at a time.
+
+    With ``latest``, also ``last_ts``: the latest exposure per (bin, variant), from which a run with
+    a state file takes its watermark without another pass over the rows.
+    """
     per_chunk = []
     for since, before in chunks:
         bounds = [rows.ts >= instant(rows.ts, since)] if since is not None else []
         bounds += [rows.ts < instant(rows.ts, before)] if before is not None else []
         part = rows.filter(*bounds) if bounds else rows
         key = bin_key(part.ts, bins, until)
-        triples = part.group_by(bin=key, variant=part.variant, unit=part.unit).aggregate()
-        per_chunk.append(triples.group_by(["bin", "variant"]).aggregate(active=triples.count()))
+        grouped = part.group_by(bin=key, variant=part.variant, unit=part.unit)
+        if latest:
+            triples = grouped.aggregate(last_ts=part.ts.max())
+            counts = triples.group_by(["bin", "variant"]).aggregate(
+                active=triples.count(), last_ts=triples.last_ts.max()
+            )
+        else:
+            triples = grouped.aggregate()
+            counts = triples.group_by(["bin", "variant"]).aggregate(active=triples.count())
+        per_chunk.append(counts)
     return union_all(per_chunk)
 
 

@@ -34,12 +34,7 @@ def multiple_exposure_counts(source: Source, variant_col: str, until: pd.Timesta
         ``second_variant``, ``pair_units`` (null when no unit is shared): one row per pair.
     """
     rows = exposures(source, variant_col, until)
-    return shared_units(rows.select("variant", "unit").distinct())
-
-
-def shared_units(pairs: ir.Table) -> ir.Table:
-    """:func:`multiple_exposure_counts` from distinct ``(variant, unit)`` pairs already at hand (a state
-    file's first exposures hold them, one row per pair)."""
+    pairs = rows.select("variant", "unit").distinct()
     per_unit = pairs.group_by("unit").aggregate(variants=pairs.count())
     totals = per_unit.aggregate(
         units=per_unit.count(), multiple=ibis.ifelse(per_unit.variants > 1, 1, 0).sum()

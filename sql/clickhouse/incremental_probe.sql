@@ -1,0 +1,287 @@
+-- a later run with state= on a warehouse: the bins from the window start (2026-01-05 00:00:00+00:00) on, new units decided against the earlier rows of the same table; counts only
+WITH "t1" AS (
+  SELECT
+    "t0"."ts" AS "ts",
+    "t0"."variant" AS "variant",
+    "t0"."unit_id" AS "unit"
+  FROM "exposures" AS "t0"
+  WHERE
+    isNotNull("t0"."ts")
+    AND isNotNull("t0"."variant")
+    AND isNotNull("t0"."unit_id")
+    AND "t0"."ts" >= parseDateTimeBestEffort('2026-01-05T00:00:00')
+), "t5" AS (
+  SELECT
+    "t3"."variant" AS "variant",
+    "t3"."unit" AS "unit",
+    MIN("t3"."ts") AS "first_ts"
+  FROM "t1" AS "t3"
+  GROUP BY
+    "t3"."variant",
+    "t3"."unit"
+), "t17" AS (
+  SELECT
+    "t16"."variant" AS "variant",
+    "t16"."unit" AS "unit",
+    MIN("t16"."first_ts") AS "first_ts"
+  FROM (
+    SELECT
+      *
+    FROM (
+      SELECT
+        *
+      FROM "t5" AS "t6"
+    ) AS "t9"
+    UNION ALL
+    SELECT
+      *
+    FROM (
+      SELECT
+        *
+      FROM (
+        SELECT
+          "t13"."variant" AS "variant",
+          "t13"."unit" AS "unit",
+          MIN("t13"."ts") AS "first_ts"
+        FROM (
+          SELECT
+            "t4"."ts" AS "ts",
+            "t4"."variant" AS "variant",
+            "t4"."unit" AS "unit"
+          FROM (
+            SELECT
+              "t0"."ts" AS "ts",
+              "t0"."variant" AS "variant",
+              "t0"."unit_id" AS "unit"
+            FROM "exposures" AS "t0"
+            WHERE
+              isNotNull("t0"."ts")
+              AND isNotNull("t0"."variant")
+              AND isNotNull("t0"."unit_id")
+              AND "t0"."ts" < parseDateTimeBestEffort('2026-01-05T00:00:00')
+          ) AS "t4"
+          LEFT SEMI JOIN (
+            SELECT
+              "t6"."unit" AS "unit"
+            FROM "t5" AS "t6"
+          ) AS "t10"
+            ON "t4"."unit" = "t10"."unit"
+        ) AS "t13"
+        GROUP BY
+          "t13"."variant",
+          "t13"."unit"
+      ) AS "t14"
+    ) AS "t15"
+  ) AS "t16"
+  GROUP BY
+    "t16"."variant",
+    "t16"."unit"
+), "t20" AS (
+  SELECT
+    "t18"."unit" AS "unit",
+    MIN("t18"."first_ts") AS "at",
+    COUNT(*) AS "variants"
+  FROM "t17" AS "t18"
+  GROUP BY
+    "t18"."unit"
+), "t34" AS (
+  SELECT
+    "t19"."variant" AS "variant",
+    "t19"."unit" AS "unit",
+    "t19"."first_ts" AS "first_ts",
+    "t32"."variant" AS "variant_right",
+    "t32"."first_ts" AS "first_ts_right"
+  FROM "t17" AS "t19"
+  LEFT SEMI JOIN (
+    SELECT
+      "t21"."unit" AS "unit"
+    FROM "t20" AS "t21"
+    WHERE
+      "t21"."variants" > 1
+  ) AS "t25"
+    ON "t19"."unit" = "t25"."unit"
+  INNER JOIN (
+    SELECT
+      "t19"."variant" AS "variant",
+      "t19"."unit" AS "unit",
+      "t19"."first_ts" AS "first_ts"
+    FROM "t17" AS "t19"
+    LEFT SEMI JOIN (
+      SELECT
+        "t21"."unit" AS "unit"
+      FROM "t20" AS "t21"
+      WHERE
+        "t21"."variants" > 1
+    ) AS "t25"
+      ON "t19"."unit" = "t25"."unit"
+  ) AS "t32"
+    ON "t19"."unit" = "t32"."unit"
+)
+SELECT
+  *
+FROM (
+  SELECT
+    *
+  FROM (
+    SELECT
+      'matrix' AS "part",
+      "t12"."bin" AS "bin",
+      "t12"."variant" AS "variant",
+      CAST(NULL AS Nullable(String)) AS "second_variant",
+      "t12"."active" AS "active",
+      COALESCE("t26"."new", 0) AS "new",
+      CAST(NULL AS Nullable(Int64)) AS "units",
+      "t12"."last_ts" AS "last_ts"
+    FROM (
+      SELECT
+        "t7"."bin" AS "bin",
+        "t7"."variant" AS "variant",
+        COUNT(*) AS "active",
+        MAX("t7"."last_ts") AS "last_ts"
+      FROM (
+        SELECT
+          CAST(FLOOR(toRelativeSecondNum("t3"."ts") / 3600) AS Nullable(Int64)) AS "bin",
+          "t3"."variant" AS "variant",
+          "t3"."unit" AS "unit",
+          MAX("t3"."ts") AS "last_ts"
+        FROM "t1" AS "t3"
+        GROUP BY
+          CAST(FLOOR(toRelativeSecondNum("t3"."ts") / 3600) AS Nullable(Int64)),
+          "t3"."variant",
+          "t3"."unit"
+      ) AS "t7"
+      GROUP BY
+        "t7"."bin",
+        "t7"."variant"
+    ) AS "t12"
+    LEFT OUTER JOIN (
+      SELECT
+        "t22"."bin" AS "bin",
+        "t22"."variant" AS "variant",
+        COUNT(*) AS "new"
+      FROM (
+        SELECT
+          CAST(FLOOR(toRelativeSecondNum("t18"."first_ts") / 3600) AS Nullable(Int64)) AS "bin",
+          "t18"."variant" AS "variant"
+        FROM "t17" AS "t18"
+        WHERE
+          "t18"."first_ts" >= parseDateTimeBestEffort('2026-01-05T00:00:00')
+      ) AS "t22"
+      GROUP BY
+        "t22"."bin",
+        "t22"."variant"
+    ) AS "t26"
+      ON "t12"."bin" = "t26"."bin" AND "t12"."variant" = "t26"."variant"
+  ) AS "t30"
+  UNION ALL
+  SELECT
+    *
+  FROM (
+    SELECT
+      'units' AS "part",
+      "t28"."bin" AS "bin",
+      CAST(NULL AS Nullable(String)) AS "variant",
+      CAST(NULL AS Nullable(String)) AS "second_variant",
+      CAST(NULL AS Nullable(Int64)) AS "active",
+      CAST(NULL AS Nullable(Int64)) AS "new",
+      "t28"."units" AS "units",
+      CAST(NULL AS Nullable(DateTime)) AS "last_ts"
+    FROM (
+      SELECT
+        "t27"."bin" AS "bin",
+        COUNT(*) AS "units"
+      FROM (
+        SELECT
+          CAST(FLOOR(toRelativeSecondNum("t21"."at") / 3600) AS Nullable(Int64)) AS "bin"
+        FROM "t20" AS "t21"
+        WHERE
+          "t21"."at" >= parseDateTimeBestEffort('2026-01-05T00:00:00')
+      ) AS "t27"
+      GROUP BY
+        "t27"."bin"
+    ) AS "t28"
+  ) AS "t31"
+) AS "t33"
+UNION ALL
+SELECT
+  *
+FROM (
+  SELECT
+    *
+  FROM (
+    SELECT
+      'multiple' AS "part",
+      "t42"."bin" AS "bin",
+      CAST(NULL AS Nullable(String)) AS "variant",
+      CAST(NULL AS Nullable(String)) AS "second_variant",
+      CAST(NULL AS Nullable(Int64)) AS "active",
+      CAST(NULL AS Nullable(Int64)) AS "new",
+      "t42"."units" AS "units",
+      CAST(NULL AS Nullable(DateTime)) AS "last_ts"
+    FROM (
+      SELECT
+        "t41"."bin" AS "bin",
+        COUNT(*) AS "units"
+      FROM (
+        SELECT
+          CAST(FLOOR(toRelativeSecondNum("t37"."at") / 3600) AS Nullable(Int64)) AS "bin"
+        FROM (
+          SELECT
+            "t36"."unit" AS "unit",
+            MIN("t36"."at") AS "at"
+          FROM (
+            SELECT
+              "t35"."unit" AS "unit",
+              "t35"."variant" AS "variant",
+              "t35"."variant_right" AS "second_variant",
+              GREATEST("t35"."first_ts", "t35"."first_ts_right") AS "at"
+            FROM "t34" AS "t35"
+            WHERE
+              "t35"."variant" < "t35"."variant_right"
+          ) AS "t36"
+          GROUP BY
+            "t36"."unit"
+        ) AS "t37"
+        WHERE
+          "t37"."at" >= parseDateTimeBestEffort('2026-01-05T00:00:00')
+      ) AS "t41"
+      GROUP BY
+        "t41"."bin"
+    ) AS "t42"
+  ) AS "t43"
+  UNION ALL
+  SELECT
+    *
+  FROM (
+    SELECT
+      'pair' AS "part",
+      "t39"."bin" AS "bin",
+      "t39"."variant" AS "variant",
+      "t39"."second_variant" AS "second_variant",
+      CAST(NULL AS Nullable(Int64)) AS "active",
+      CAST(NULL AS Nullable(Int64)) AS "new",
+      "t39"."units" AS "units",
+      CAST(NULL AS Nullable(DateTime)) AS "last_ts"
+    FROM (
+      SELECT
+        "t38"."bin" AS "bin",
+        "t38"."variant" AS "variant",
+        "t38"."second_variant" AS "second_variant",
+        COUNT(*) AS "units"
+      FROM (
+        SELECT
+          "t35"."variant" AS "variant",
+          "t35"."variant_right" AS "second_variant",
+          CAST(FLOOR(toRelativeSecondNum(GREATEST("t35"."first_ts", "t35"."first_ts_right")) / 3600) AS Nullable(Int64)) AS "bin"
+        FROM "t34" AS "t35"
+        WHERE
+          "t35"."variant" < "t35"."variant_right"
+          AND GREATEST("t35"."first_ts", "t35"."first_ts_right") >= parseDateTimeBestEffort('2026-01-05T00:00:00')
+      ) AS "t38"
+      GROUP BY
+        "t38"."bin",
+        "t38"."variant",
+        "t38"."second_variant"
+    ) AS "t39"
+  ) AS "t40"
+) AS "t44";
