@@ -1,21 +1,30 @@
-"""What a state file saves an hourly run: full run vs first run with state vs the next hour's run.
+"""What a live hourly run costs: the full run against its SQL floor and pandas, and what a state file saves.
 
     python -m benchmarks.incremental --rows 1e7,1e8 --repeats 3
+    python -m benchmarks.incremental --rows 1e9 --repeats 1
 
 For each size, a 14-day log (``xpyrment_sql.synthetic``) is split at the start of its last hour into
 two Parquet files in one folder, read as one glob (the last hour's file is moved aside while the
-state is first built, as a log grows). Each measurement is a fresh process started through
-``benchmarks/launch.py`` (wall time and its own peak RSS) running ``run_telemetry_checks`` at hourly
-bins:
+state is first built, as a log grows). The split log is kept under ``--data`` and reused. Each
+measurement is a fresh process started through ``benchmarks/launch.py`` (its wall time, imports
+included, and its own peak RSS):
 
-* **full**: the whole log (both files), no state: what every hourly run costs today;
+* **full**: the default ``run_telemetry_checks`` at hourly bins over the whole log, no state: what
+  every hourly run costs without one (traffic matrix, drop test, SRM tests and multiple exposure);
+* **SQL floor** (up to ``--floor-up-to`` rows): the same counts written by hand in DuckDB SQL, one
+  statement (active units deduplicated one time range at a time as in ``baselines/duckdb_sql.py``,
+  first exposures grouped once and materialized, units under several variants and per pair of
+  variants from them), timed around the query alone;
+* **pandas seed** (up to ``--pandas-up-to`` rows): the seed's pandas code (``baselines/pandas_seed.py``)
+  on the same folder, compared by whole-process wall time with the full run;
 * **first run with state**: the log without its last hour, building the state file;
 * **next hour**: the whole log with a copy of that state file (copied before each repeat, untimed),
   so it reads only the rows since the watermark minus the lateness allowance (one hour).
 
 Each repeat's numbers are checked: the incremental run's traffic matrix, SRM tests, multiple exposure
-and drop test equal the full run's. Medians of ``--repeats`` runs, ratios from the same invocation;
-results go to ``benchmarks/INCREMENTAL.md``.
+and drop test equal the full run's, and the floor's counts equal the full run's. Medians of
+``--repeats`` runs, the order of the independent runs rotated between repeats, ratios from the same
+invocation; results go to ``benchmarks/INCREMENTAL.md``.
 """
 
 from __future__ import annotations
@@ -29,21 +38,39 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from benchmarks.generate import parse_rows, rows_label
+from benchmarks.generate import DATA_DIR, parse_rows, rows_label
 
 HERE = Path(__file__).resolve().parent
 RATIOS = {"control": 1, "treatment": 1}
 
+FLOOR_SQL = """
+WITH firsts AS MATERIALIZED (
+    SELECT unit_id AS u, variant AS v, MIN(ts) AS t FROM read_parquet({path})
+    WHERE unit_id IS NOT NULL AND variant IS NOT NULL AND ts IS NOT NULL GROUP BY ALL
+), active AS ({active}),
+new AS (SELECT CAST(FLOOR(EPOCH(t) / 3600) AS BIGINT) AS b, v, COUNT(*) AS new FROM firsts GROUP BY ALL),
+per_unit AS (SELECT u, COUNT(*) AS k FROM firsts GROUP BY u),
+shared AS (SELECT f.u, f.v FROM firsts AS f SEMI JOIN (SELECT u FROM per_unit WHERE k > 1) USING (u)),
+pairs AS (
+    SELECT a.v AS v1, b.v AS v2, COUNT(*) AS n FROM shared AS a JOIN shared AS b USING (u)
+    WHERE a.v < b.v GROUP BY ALL
+)
+SELECT 'matrix' AS part, b, v, NULL AS v2, active, COALESCE(new, 0) AS n
+FROM active LEFT JOIN new USING (b, v)
+UNION ALL SELECT 'units', NULL, NULL, NULL, COUNT(*), COUNT(*) FILTER (WHERE k > 1) FROM per_unit
+UNION ALL SELECT 'pair', NULL, v1, v2, n, NULL FROM pairs
+"""
+"""The hand-written floor of the full run's counts (``{active}``: the per-range active counts)."""
 
-def run_once(glob: str, state: str | None, out: str) -> None:
-    """The measured process: one ``run_telemetry_checks``; writes its numbers as JSON to ``out``."""
-    import time
 
+def run_xpyrment(glob: str, state: str | None) -> dict[str, Any]:
+    """One ``run_telemetry_checks`` (the measured process); its numbers, for the equality checks."""
     import xpyrment_sql as xs
 
     started = time.perf_counter()
@@ -52,100 +79,195 @@ def run_once(glob: str, state: str | None, out: str) -> None:
     seconds = time.perf_counter() - started
     numbers = report.to_dict()
     numbers.pop("state")
-    Path(out).write_text(json.dumps({"seconds": seconds, "numbers": numbers}))
+    return {"seconds": seconds, "numbers": numbers}
 
 
-def measure(glob: str, state: str | None) -> tuple[float, float, dict[str, Any]]:
-    """Wall seconds, peak RSS (GiB) and the report's numbers of one run in a fresh process."""
+def run_floor(glob: str) -> dict[str, Any]:
+    """The hand-written SQL floor, timed around the query; its totals, for the equality check."""
+    from benchmarks.baselines.duckdb_sql import _NOT_NULL, ACTIVE_CHUNK_SQL, _quote, connect, time_ranges
+
+    con = connect()
+    source = _quote(glob)
+    started = time.perf_counter()
+    chunks = [
+        ACTIVE_CHUNK_SQL.format(origin=0, width=3600, path=source, not_null=_NOT_NULL, time_range=part)
+        for part in time_ranges(con, source, 3600, 0)
+    ]
+    rows = con.execute(FLOOR_SQL.format(path=source, active=" UNION ALL ".join(chunks))).fetchall()
+    seconds = time.perf_counter() - started
+    matrix = [row for row in rows if row[0] == "matrix"]
+    (totals,) = [row for row in rows if row[0] == "units"]
+    return {
+        "seconds": seconds,
+        "numbers": {
+            "active": sum(row[4] for row in matrix),
+            "new": sum(row[5] for row in matrix),
+            "units": totals[4],
+            "multiple_units": totals[5],
+        },
+    }
+
+
+def run_pandas(folder: str) -> dict[str, Any]:
+    """The seed's pandas code on the log's folder."""
+    from benchmarks.baselines.pandas_seed import run
+
+    started = time.perf_counter()
+    run(folder, "h", [1.0, 1.0])
+    return {"seconds": time.perf_counter() - started, "numbers": {}}
+
+
+def measure(kind: str, target: str, state: str | None = None) -> tuple[float, float, float, dict[str, Any]]:
+    """Inner seconds, process wall seconds, peak RSS (GiB) and the numbers of one fresh process."""
     with tempfile.TemporaryDirectory() as scratch:
         report, out = Path(scratch) / "usage", Path(scratch) / "out.json"
-        command = [sys.executable, "-m", "benchmarks.incremental", "--run", glob, "--out", str(out)]
+        command = [sys.executable, "-m", "benchmarks.incremental", "--run", kind, target, "--out", str(out)]
         command += ["--state", state] if state else []
         launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(report)]
         subprocess.run([*launcher, *command], check=True, cwd=HERE.parent, env=os.environ.copy())
-        code, rss_kb, _ = report.read_text().split()
+        code, rss_kb, wall = report.read_text().split()
         if int(code) != 0:
             raise RuntimeError(f"the run exited with {code}: {' '.join(command)}")
         result = json.loads(out.read_text())
-        return float(result["seconds"]), int(rss_kb) / 2**20, result["numbers"]
+        return float(result["seconds"]), float(wall), int(rss_kb) / 2**20, result["numbers"]
 
 
-def split_log(rows: int, folder: Path) -> tuple[str, Path, Path]:
-    """A 14-day log split at its last hour: the glob of the log's folder, its last hour's file, and
-    where that file waits while the log is the one before it (as a log grows, in one folder)."""
+def split_log(rows: int, data: Path) -> tuple[Path, Path, Path]:
+    """A 14-day log split at its last hour, kept under ``data``: the log's folder, its last hour's
+    file, and where that file waits while the log is the one before it (as a log grows)."""
     from xpyrment_sql.synthetic import write_exposure_log
 
+    folder = data / f"incremental-{rows_label(rows)}"
+    log, aside = folder / "log", folder / "part-1.parquet"
+    last_hour = log / "part-1.parquet"
+    if aside.exists():
+        aside.rename(last_hour)
+    if last_hour.exists() and (log / "part-0.parquet").exists():
+        return log, last_hour, aside
+    shutil.rmtree(folder, ignore_errors=True)
+    log.mkdir(parents=True)
     whole = folder / "whole.parquet"
     write_exposure_log(whole, rows=rows, days=14, seed=7)
-    log = folder / "log"
-    log.mkdir()
-    last_hour = log / "part-1.parquet"
     with duckdb.connect() as con:
         cut = con.execute(f"SELECT date_trunc('hour', max(ts)) FROM read_parquet('{whole}')").fetchone()[0]
-        for target, condition in ((log / "part-0.parquet", "<"), (last_hour, ">=")):
+        for name, condition in (("part-0.parquet.tmp", "<"), ("part-1.parquet.tmp", ">=")):
             con.execute(
-                f"COPY (SELECT * FROM read_parquet('{whole}') WHERE ts {condition} TIMESTAMP '{cut}' "
-                f"ORDER BY ts) TO '{target}' (FORMAT parquet)"
+                f"COPY (SELECT * FROM read_parquet('{whole}') WHERE ts {condition} TIMESTAMP '{cut}') "
+                f"TO '{folder / name}' (FORMAT parquet)"
             )
     whole.unlink()
-    return str(log / "*.parquet"), last_hour, folder / "part-1.parquet"
+    (folder / "part-0.parquet.tmp").rename(log / "part-0.parquet")
+    (folder / "part-1.parquet.tmp").rename(last_hour)
+    return log, last_hour, aside
 
 
-def bench(rows: int, repeats: int) -> dict[str, Any]:
-    """Medians of full, first-with-state and next-hour runs at ``rows`` rows, checked equal."""
+def comparable_floor(numbers: dict[str, Any]) -> dict[str, int]:
+    """The full run's totals in the floor's terms."""
+    traffic, exposure = numbers["traffic"], numbers["multiple_exposure"]
+    return {
+        "active": int(sum(sum(row) for row in traffic["active"])),
+        "new": int(sum(sum(row) for row in traffic["new"])),
+        "units": int(exposure["units"]),
+        "multiple_units": int(exposure["multiple_units"]),
+    }
+
+
+def bench(rows: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Medians of every run at ``rows`` rows, checked equal where they compute the same thing."""
+    log, last_hour, aside = split_log(rows, Path(args.data))
+    glob = str(log / "*.parquet")
+    kinds = ["full"]
+    kinds += ["floor"] if rows <= args.floor_up_to else []
+    kinds += ["pandas"] if rows <= args.pandas_up_to else []
+    runs: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in [*kinds, "first", "next"]}
     with tempfile.TemporaryDirectory(prefix="xpyrment-incremental-") as scratch:
-        folder = Path(scratch)
-        glob, last_hour, aside = split_log(rows, folder)
-        built = folder / "built.duckdb"
-        runs: dict[str, list[tuple[float, float]]] = {"full": [], "first": [], "next": []}
-        for repeat in range(repeats):
-            seconds, rss, full = measure(glob, None)
-            runs["full"].append((seconds, rss))
-            for path in folder.glob("built.duckdb*"):
+        built = Path(scratch) / "built.duckdb"
+        for repeat in range(args.repeats):
+            order = kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]
+            numbers = {}
+            for kind in order:
+                mode, target = {"full": ("xpyrment", glob), "floor": ("floor", glob)}.get(
+                    kind, ("pandas", str(log))
+                )
+                *timing, numbers[kind] = measure(mode, target)
+                runs[kind].append(tuple(timing))
+            if "floor" in numbers and numbers["floor"] != comparable_floor(numbers["full"]):
+                raise AssertionError(f"the SQL floor counts differently at {rows:,} rows")
+            for path in Path(scratch).glob("built.duckdb*"):
                 path.unlink()
             last_hour.rename(aside)
-            runs["first"].append(measure(glob, str(built))[:2])
-            aside.rename(last_hour)
-            state = folder / f"next-{repeat}.duckdb"
+            try:
+                runs["first"].append(tuple(measure("xpyrment", glob, str(built))[:3]))
+            finally:
+                aside.rename(last_hour)
+            state = Path(scratch) / f"next-{repeat}.duckdb"
             shutil.copy(built, state)
-            seconds, rss, incremental = measure(glob, str(state))
-            runs["next"].append((seconds, rss))
-            if incremental != full:
+            *timing, incremental = measure("xpyrment", glob, str(state))
+            runs["next"].append(tuple(timing))
+            state.unlink()
+            if incremental != numbers["full"]:
                 raise AssertionError(f"the incremental run differs from the full run at {rows:,} rows")
             done = ", ".join(f"{name} {values[-1][0]:.2f} s" for name, values in runs.items())
             print(f"[{rows_label(rows)}] repeat {repeat + 1}: {done}", file=sys.stderr)
-        return {
-            name: (statistics.median(s for s, _ in values), max(r for _, r in values))
-            for name, values in runs.items()
+    medians: dict[str, Any] = {
+        name: {
+            "seconds": statistics.median(v[0] for v in values),
+            "wall": statistics.median(v[1] for v in values),
+            "rss": max(v[2] for v in values),
         }
+        for name, values in runs.items()
+    }
+    return {**medians, "repeats": args.repeats}
 
 
-def table(results: dict[int, dict[str, Any]], repeats: int) -> str:
+def table(results: dict[int, dict[str, Any]]) -> str:
     """The markdown written to INCREMENTAL.md."""
     lines = [
-        "| rows | full run | first run with state | next hour with state | full / next hour | "
-        "first / full | peak RSS, next hour |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| rows | full run | SQL floor | full / floor | first run with state | next hour with state | "
+        "full / next hour | first / full | peak RSS, next hour |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    process = [
+        "| rows | full run, whole process | pandas seed, whole process | pandas / full |",
+        "|---|---:|---:|---:|",
     ]
     for rows, r in results.items():
-        full, first, nxt = r["full"][0], r["first"][0], r["next"][0]
+        full, first, nxt = r["full"]["seconds"], r["first"]["seconds"], r["next"]["seconds"]
+        floor = f"{r['floor']['seconds']:.2f} s" if "floor" in r else "not run"
+        over = f"{full / r['floor']['seconds']:.2f}x" if "floor" in r else "-"
         lines.append(
-            f"| {rows_label(rows)} | {full:.2f} s | {first:.2f} s | {nxt:.2f} s | {full / nxt:.1f}x | "
-            f"{first / full:.2f}x | {r['next'][1]:.2f} GiB |"
+            f"| {rows_label(rows)} ({r['repeats']}) | {full:.2f} s | {floor} | {over} | {first:.2f} s | "
+            f"{nxt:.2f} s | {full / nxt:.1f}x | {first / full:.2f}x | {r['next']['rss']:.2f} GiB |"
         )
+        if "pandas" in r:
+            mine, seed = r["full"]["wall"], r["pandas"]["wall"]
+            process.append(f"| {rows_label(rows)} | {mine:.2f} s | {seed:.2f} s | {seed / mine:.2f}x |")
     head = textwrap.dedent(
-        f"""\
-        # Incremental runs with a state file
+        """\
+        # Live runs: the full run, its floor, and what a state file saves
 
-        Written by `python -m benchmarks.incremental` (medians of {repeats} runs, each a fresh process;
-        hourly bins, default `run_telemetry_checks`; the next-hour run's numbers equal the full run's in
-        every repeat). A 14-day synthetic log, split at the start of its last hour; "full" reads all of
-        it without state, "first run with state" builds the state from the log without its last hour,
-        "next hour" reads the whole log with that state (one hour of lateness allowance).
+        Written by `python -m benchmarks.incremental` (medians of the number of runs in brackets, each
+        a fresh process; hourly bins, default `run_telemetry_checks` with multiple exposure; every repeat
+        checked: the next-hour run's numbers equal the full run's, the floor's counts equal the full
+        run's). A 14-day synthetic log, split at the start of its last hour. "full" reads all of it
+        without state; "SQL floor" computes the same counts in one hand-written DuckDB statement (the
+        query alone is timed); "first run with state" builds the state from the log without its last
+        hour; "next hour" reads the whole log with that state (one hour of lateness allowance).
+        Seconds are timed inside the process, after imports.
 
         """
     )
-    return head + "\n".join(lines) + "\n"
+    tail = textwrap.dedent(
+        """
+
+        Whole processes (interpreter start, imports, reading and checking), wall time:
+
+        """
+    )
+    text = head + "\n".join(lines) + "\n"
+    if len(process) > 2:
+        text += tail + "\n".join(process) + "\n"
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,17 +277,33 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rows", default="1e7", help="comma-separated sizes, e.g. 1e7,1e8")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", default=str(DATA_DIR), help="where split logs are kept and reused")
+    parser.add_argument("--floor-up-to", type=parse_rows, default=10**8)
+    parser.add_argument("--pandas-up-to", type=parse_rows, default=10**7)
     parser.add_argument("--results", default=str(HERE / "INCREMENTAL.md"))
-    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--raw", default=str(HERE / "INCREMENTAL.json"), help="measured sizes, merged with each invocation's"
+    )
+    parser.add_argument("--run", nargs=2, metavar=("KIND", "TARGET"), help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
-        run_once(args.run, args.state, args.out)
+        kind, target = args.run
+        runners = {
+            "xpyrment": lambda: run_xpyrment(target, args.state),
+            "floor": lambda: run_floor(target),
+            "pandas": lambda: run_pandas(target),
+        }
+        Path(args.out).write_text(json.dumps(runners[kind]()))
         return
-    sizes = [parse_rows(text) for text in args.rows.split(",")]
-    results = {rows: bench(rows, args.repeats) for rows in sizes}
-    Path(args.results).write_text(table(results, args.repeats))
+    raw = Path(args.raw)
+    results = {int(rows): r for rows, r in json.loads(raw.read_text()).items()} if raw.exists() else {}
+    for rows in (parse_rows(text) for text in args.rows.split(",")):
+        results[rows] = bench(rows, args)
+        results = dict(sorted(results.items()))
+        raw.write_text(json.dumps(results, indent=1) + "\n")
+        Path(args.results).write_text(table(results))
     print(Path(args.results).read_text())
 
 

@@ -85,3 +85,19 @@ def test_overhead_table_counts_the_statements_of_each_method(tmp_path):
     assert set(by_method) == {"anytime", "sprt"}
     assert int(by_method["anytime"][2]) == 2
     assert all(float(cells[4]) > 0 for cells in rows)
+
+
+def test_incremental_benchmark_checks_every_run_against_the_full_run(tmp_path):
+    """A small invocation of ``benchmarks.incremental``: the floor, the first run with state and the
+    next hour must each agree with the full run (the script raises otherwise), and the tables list
+    every measured run; a second invocation keeps the first one's size."""
+    from benchmarks import incremental
+
+    paths = ["--data", str(tmp_path), "--results", str(tmp_path / "R.md"), "--raw", str(tmp_path / "R.json")]
+    incremental.main(["--rows", "2e4", "--repeats", "1", *paths])
+    incremental.main(["--rows", "3e4", "--repeats", "1", "--pandas-up-to", "1", *paths])
+    text = (tmp_path / "R.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 20k") or line.startswith("| 30k")]
+    assert len(rows) == 3, "two sizes in the main table, one (20k) in the whole-process table"
+    assert "not run" not in rows[0]
+    assert (tmp_path / "incremental-20k" / "log" / "part-1.parquet").exists(), "the log is kept for reuse"
