@@ -37,9 +37,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from scipy import stats
-
 from xpyrment_sql.results.metrics import MetricResult
+from xpyrment_sql.stats.distributions import normal_ppf, normal_sf, t_ppf, t_sf
 
 _NAN = float("nan")
 
@@ -210,7 +209,7 @@ def compare(
     lift = diff / c.value if c.value != 0 else _NAN
     pooled_test = proportion and not use_covariate
     statistic = _pooled_z(c, t) if pooled_test else (diff / se if se > 0 else _NAN)
-    p_value = 2 * (stats.norm.sf(abs(statistic)) if proportion else stats.t.sf(abs(statistic), df))
+    p_value = 2 * (normal_sf(abs(statistic)) if proportion else t_sf(abs(statistic), df))
     half = _quantile(1 - alpha / 2, df) * se
     rel_lower, rel_upper = _relative_interval(c, t, lift, alpha, proportion)
     return MetricResult(
@@ -264,7 +263,7 @@ def _pooled_z(control: _Arm, treatment: _Arm) -> float:
 
 def _quantile(q: float, df: float) -> float:
     """``q``-quantile of Student's t with ``df`` degrees of freedom (the normal when ``df`` is infinite)."""
-    return float(stats.norm.ppf(q) if math.isinf(df) else stats.t.ppf(q, df))
+    return float(normal_ppf(q) if math.isinf(df) else t_ppf(q, df))
 
 
 def _relative_interval(

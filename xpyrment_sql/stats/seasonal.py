@@ -44,7 +44,14 @@ import dataclasses
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import special, stats
+
+from xpyrment_sql.stats.distributions import (
+    nbinom_logcdf,
+    nbinom_logsf,
+    normal_cdf,
+    normal_ppf_of_log,
+    t_ppf,
+)
 
 SECONDS_PER_DAY = 86_400
 DAYS_PER_WEEK = 7
@@ -58,8 +65,12 @@ MIN_NEAR = 24
 MIN_RESIDUALS = 2
 TRUNCATION = 3.0
 MAX_SCORE = 50.0
-_CHI2_MEDIAN = float(stats.chi2(1).median())
-_TRUNCATED_VARIANCE = 1.0 - 2 * TRUNCATION * stats.norm.pdf(TRUNCATION) / (2 * stats.norm.cdf(TRUNCATION) - 1)
+_CHI2_MEDIAN = 0.454936423119572
+"""``scipy.stats.chi2(1).median()``; this constant and the next are written out so that importing the
+module loads no scipy (``tests/stats/test_distributions.py`` recomputes both)."""
+_TRUNCATED_VARIANCE = 0.9733369246625415
+"""Variance of a standard normal truncated to ``[-TRUNCATION, TRUNCATION]``:
+``1 - 2 T phi(T) / (2 Phi(T) - 1)``."""
 
 
 def bins_per_day(bin_seconds: int) -> int | None:
@@ -211,8 +222,8 @@ def seasonal_forecast(
     residuals = np.where(valid, (volumes - safe) / np.sqrt(safe * np.where(valid, weight, 1.0)), np.nan)
     log_expected = np.where(valid, np.log(safe), np.nan)
     dispersion, df = _dispersion(residuals, log_expected, targets, window)
-    tail = stats.norm.cdf(-z_threshold)
-    threshold = -stats.t.ppf(tail, np.maximum(df, 1))
+    tail = normal_cdf(-z_threshold)
+    threshold = -t_ppf(tail, np.maximum(df, 1))
     return SeasonalForecast(
         expected=expected[targets],
         variance=dispersion * expected[targets] * weight[targets],
@@ -232,16 +243,23 @@ def seasonal_scores(observed: np.ndarray, expected: np.ndarray, variance: np.nda
     ``-inf``. ``variance > expected > 0`` always
     holds for a forecast (``phi >= 1``, ``w_K > 1``); entries without a positive expectation score 0.
     """
-    observed, expected, variance = (np.asarray(a, dtype=float) for a in (observed, expected, variance))
+    observed, expected, variance = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (observed, expected, variance))
+    )
     valid = (expected > 0) & (variance > expected)
     mean = np.where(valid, expected, 1.0)
     var = np.where(valid, variance, 2.0)
     size, success = mean**2 / (var - mean), mean / var
     count = np.floor(np.maximum(observed, 0.0))
-    below = count < mean
-    lower = special.ndtri_exp(np.minimum(stats.nbinom.logcdf(count, size, success), 0.0))
-    upper = -special.ndtri_exp(np.minimum(stats.nbinom.logsf(count, size, success), 0.0))
-    return np.where(valid, np.clip(np.where(below, lower, upper), -MAX_SCORE, MAX_SCORE), 0.0)
+    below = valid & (count < mean)
+    above = valid & ~(count < mean)
+    scores = np.zeros(count.shape)
+    log_cdf = nbinom_logcdf(count[below], size[below], success[below])
+    scores[below] = normal_ppf_of_log(np.minimum(log_cdf, 0.0))
+    if above.any():  # the upper tail imports scipy.stats (see nbinom_logsf): skipped when no bin needs it
+        log_sf = nbinom_logsf(count[above], size[above], success[above])
+        scores[above] = -normal_ppf_of_log(np.minimum(log_sf, 0.0))
+    return np.clip(scores, -MAX_SCORE, MAX_SCORE)
 
 
 def seasonal_drops(observed: np.ndarray, forecast: SeasonalForecast) -> tuple[np.ndarray, np.ndarray]:
@@ -257,4 +275,3 @@ def cycle_words(bin_seconds: int, cycle: int, per_day: int, cycles: int) -> str:
     slot = {3600: "hour", SECONDS_PER_DAY: "weekday"}.get(bin_seconds, "bin")
     place = "" if slot == "weekday" else f" of the {unit}"
     return f"the same {slot}{place} in {cycles} earlier {unit}{'s' if cycles != 1 else ''}"
-

@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import SegmentSRMResult
+from xpyrment_sql.stats.distributions import chi2_sf, pearson_chi_square
 from xpyrment_sql.stats.srm import check_alpha, expected_shares
 
 OTHER = "(other)"
@@ -152,7 +152,7 @@ def segment_srm(
     deviation = matrix - expected
     statistic = np.divide(deviation**2, expected, out=np.zeros_like(matrix), where=expected > 0)
     chi_square = np.where(testable, statistic.sum(axis=1), np.nan)
-    p_values = np.where(testable, stats.chi2.sf(chi_square, len(variants) - 1), np.nan)
+    p_values = np.where(testable, chi2_sf(chi_square, len(variants) - 1), np.nan)
     m = int(tested.sum())
     adjusted = np.where(tested, np.minimum(1.0, p_values * m), np.nan)
     detected = tested & (adjusted < alpha)
@@ -213,8 +213,7 @@ def _overall_test(overall: np.ndarray, shares: np.ndarray) -> tuple[float, float
     total = overall.sum()
     if total <= 0 or len(overall) < 2:
         return 0.0, 1.0
-    statistic, p_value = stats.chisquare(f_obs=overall, f_exp=total * shares)
-    return float(statistic), float(p_value)
+    return pearson_chi_square(overall, total * shares)
 
 
 def _message(

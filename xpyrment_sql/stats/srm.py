@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import special, stats
 
 from xpyrment_sql.errors import ParameterError, listed
 from xpyrment_sql.results import AnytimeSRMResult, LiveSRMResult, frozen_array
+from xpyrment_sql.stats.distributions import log_gamma, pearson_chi_square
 
 DEFAULT_CONCENTRATION = 10_000.0
 """Total prior weight ``c`` of the anytime test's Dirichlet prior (see ``benchmarks/CALIBRATION.md``)."""
@@ -172,7 +172,7 @@ def chi_square_srm(
     total = counts.sum()
     expected = shares * total
     if total > 0 and counts.size > 1:
-        statistic, p_value = stats.chisquare(f_obs=counts, f_exp=expected)
+        statistic, p_value = pearson_chi_square(counts, expected)
     else:
         statistic, p_value = 0.0, 1.0
     deviation = float(share_deviation(counts, shares))
@@ -241,9 +241,9 @@ def anytime_log_bayes_factors(counts: np.ndarray, shares: np.ndarray, concentrat
     a = concentration * p0
     total = n.sum(axis=-1)
     log_bf: np.ndarray = (
-        special.gammaln(concentration)
-        - special.gammaln(concentration + total)
-        + (special.gammaln(a + n) - special.gammaln(a)).sum(axis=-1)
+        log_gamma(concentration)
+        - log_gamma(concentration + total)
+        + (log_gamma(a + n) - log_gamma(a)).sum(axis=-1)
         - (n * np.log(p0)).sum(axis=-1)
     )
     return log_bf
