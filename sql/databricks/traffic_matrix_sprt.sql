@@ -163,11 +163,11 @@ LEFT OUTER JOIN (
         ROW_NUMBER() OVER (
           ORDER BY `t9`.`first_ts` ASC NULLS LAST, `t9`.`unit` ASC NULLS LAST, `t9`.`variant` ASC NULLS LAST
         ) - 1
-      ) + 1 AS DOUBLE) AS `n`,
+      ) + 1 + 0 AS DOUBLE) AS `n`,
       SUM(`t9`.`y`) OVER (
         ORDER BY `t9`.`first_ts` ASC NULLS LAST, `t9`.`unit` ASC NULLS LAST, `t9`.`variant` ASC NULLS LAST
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS `k`
+      ) + 0.0 AS `k`
     FROM (
       SELECT
         `t4`.`variant`,

@@ -164,11 +164,11 @@ LEFT OUTER JOIN (
           ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) - 1
-      ) + 1 AS DOUBLE PRECISION) AS "n",
+      ) + 1 + 0 AS DOUBLE PRECISION) AS "n",
       SUM("t9"."y") OVER (
         ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS "k"
+      ) + 0.0 AS "k"
     FROM (
       SELECT
         "t4"."variant",

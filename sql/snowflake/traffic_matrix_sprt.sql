@@ -161,11 +161,11 @@ LEFT OUTER JOIN (
       CAST(FLOOR(DATE_PART('epoch', "t9"."first_ts") / 3600) AS BIGINT) AS "bin",
       CAST((
         ROW_NUMBER() OVER (ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC) - 1
-      ) + 1 AS DOUBLE) AS "n",
+      ) + 1 + 0 AS DOUBLE) AS "n",
       SUM("t9"."y") OVER (
         ORDER BY "t9"."first_ts" ASC, "t9"."unit" ASC, "t9"."variant" ASC
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-      ) AS "k"
+      ) + 0.0 AS "k"
     FROM (
       SELECT
         "t4"."variant",

@@ -41,7 +41,7 @@ def comparable(report: xs.TelemetryReport) -> dict:
     return data
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 10_000),
     cuts=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=4, unique=True),
@@ -49,9 +49,11 @@ def comparable(report: xs.TelemetryReport) -> dict:
     lateness_minutes=st.sampled_from([0, 20, 90]),
     use_until=st.booleans(),
     engine=st.sampled_from(["embedded", "probe"]),
+    sequential=st.sampled_from(["anytime", "sprt"]),
+    ratios=st.sampled_from([RATIOS, {"control": 1, "treatment": 3}]),
 )
 def test_appends_give_exactly_the_full_runs_results(
-    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine
+    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios
 ):
     """``embedded``: a DataFrame, merged into the state's first exposures; ``probe``: a table in the
     user's own database, probed read-only (nothing may be written there)."""
@@ -72,8 +74,8 @@ def test_appends_give_exactly_the_full_runs_results(
             source = users.create_table("log", arrived)
         kept = xs.LiveMonitor(source, time_col="ts", until=until, state=state, lateness=lateness)
         full = xs.LiveMonitor(arrived, time_col="ts", until=until)
-        got = kept.run_telemetry_checks(RATIOS, freq=freq)
-        expected = full.run_telemetry_checks(RATIOS, freq=freq)
+        got = kept.run_telemetry_checks(ratios, freq=freq, sequential_method=sequential)
+        expected = full.run_telemetry_checks(ratios, freq=freq, sequential_method=sequential)
         assert comparable(got) == comparable(expected), (cut, freq, engine)
         if engine == "probe":
             written = users.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
@@ -175,3 +177,74 @@ def test_a_late_row_moves_a_units_first_exposure_to_an_earlier_bin(tmp_path):
     full = xs.LiveMonitor(grown, time_col="ts").run_telemetry_checks(RATIOS, freq="h")
     np.testing.assert_array_equal(kept.traffic.new, full.traffic.new)
     assert kept.traffic.new[0].tolist() == [1, 1], "unit 2 is first seen at 09:55 now, not 10:40"
+
+
+def late_mismatch_log() -> pd.DataFrame:
+    """Three healthy days, then treatment loses every new unit on day four (the SPRT crosses then)."""
+    log = make_log(units=20_000, rows=60_000, days=4, seed=3)
+    first_seen = log.groupby("unit_id").ts.transform("min")
+    return log[(log.variant == "control") | (first_seen < START + pd.Timedelta(days=3))]
+
+
+def test_the_sprt_crossing_found_inside_a_later_window_is_the_full_runs(tmp_path):
+    """The sequence continues from the pairs counted before the window: the crossing position found
+    in an hourly run equals the full run's."""
+    log = late_mismatch_log()
+    for ratios in (RATIOS,):
+        state = tmp_path / "state.duckdb"
+        found_in_window = False
+        for hours in range(72, 97, 3):
+            now = START + pd.Timedelta(hours=hours)
+            arrived = log[log.ts < now]
+            kept = xs.LiveMonitor(arrived, time_col="ts", state=state).run_telemetry_checks(
+                ratios, freq="h", sequential_method="sprt"
+            )
+            full = xs.LiveMonitor(arrived, time_col="ts").run_telemetry_checks(
+                ratios, freq="h", sequential_method="sprt"
+            )
+            assert kept.sequential_srm == full.sequential_srm, (ratios, hours)
+            crossed = kept.sequential_srm.stopped_index >= 0
+            if crossed and not found_in_window:
+                assert not kept.state.full_build
+                at = pd.Timestamp(kept.sequential_srm.stopped_at).tz_localize("UTC")
+                assert at >= kept.state.since, "the crossing lies inside the window"
+            found_in_window |= crossed
+        assert found_in_window, f"the crossing was found by an incremental run ({ratios})"
+
+
+def test_a_state_built_before_the_second_arm_appears_keeps_its_sprt_reference(tmp_path):
+    """The first run sees only ``treatment`` (its checks refuse the design, but its counts are kept);
+    ``control``, which sorts first, arrives later. The reference stays ``treatment``; the mixture LR
+    is symmetric in the arms, so the result is the full run's."""
+    log = late_mismatch_log()
+    head = log[(log.ts < START + pd.Timedelta(hours=2)) & (log.variant == "treatment")]
+    state = tmp_path / "state.duckdb"
+    with pytest.raises(ParameterError, match="the 1 variants in the data are: 'treatment'"):
+        xs.LiveMonitor(head, time_col="ts", state=state).run_telemetry_checks(
+            RATIOS, sequential_method="sprt"
+        )
+    for hours in (30, 96):
+        arrived = pd.concat(
+            [
+                head,
+                log[(log.ts >= START + pd.Timedelta(hours=2)) & (log.ts < START + pd.Timedelta(hours=hours))],
+            ]
+        )
+        kept = xs.LiveMonitor(arrived, time_col="ts", state=state, lateness="0s").run_telemetry_checks(
+            RATIOS, sequential_method="sprt"
+        )
+        full = xs.LiveMonitor(arrived, time_col="ts").run_telemetry_checks(RATIOS, sequential_method="sprt")
+        assert kept.sequential_srm == full.sequential_srm
+    assert kept.sequential_srm.stopped_index >= 0
+
+
+def test_a_state_built_for_another_sequential_test_is_refused(tmp_path):
+    log = make_log()
+    state = tmp_path / "state.duckdb"
+    xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    with pytest.raises(
+        StateMismatchError, match=r"sequential: 'anytime' in the file, 'sprt [0-9a-f]{12}' now"
+    ):
+        xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(
+            RATIOS, freq="h", sequential_method="sprt"
+        )

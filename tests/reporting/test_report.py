@@ -79,8 +79,7 @@ def test_the_sql_section_names_each_statement_by_its_check(run):
     titles = [block.title for block in sections["SQL that ran"].blocks]
     assert titles == [
         "1. metric moments (guardrails)",
-        "2. traffic matrix (anomaly, chi-square and anytime-valid SRM)",
-        "3. multiple exposure",
+        "2. traffic matrix and multiple exposure (anomaly, SRM tests)",
     ]
     assert sections["SQL that ran"].blocks[1].text == run.statements[1].sql
 

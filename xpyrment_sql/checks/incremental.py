@@ -34,7 +34,10 @@ Either way, only bins x variants counts come back to Python.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ import pandas as pd
 from xpyrment_sql import queries
 from xpyrment_sql.bins import BinSpec, as_utc
 from xpyrment_sql.checks.exposure import exposure_from_events
+from xpyrment_sql.checks.srm import SprtCrossings
 from xpyrment_sql.checks.traffic import (
     bin_start,
     check_counts,
@@ -56,8 +60,8 @@ from xpyrment_sql.checks.traffic import (
     traffic_matrix,
 )
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.queries.traffic import active_units, count_table
-from xpyrment_sql.results import MultipleExposureResult, StateRun, TrafficMatrix
+from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, active_units, count_table
+from xpyrment_sql.results import StateRun
 from xpyrment_sql.source import Source
 from xpyrment_sql.state import StateError, StateStore
 
@@ -70,6 +74,9 @@ DEFAULT_LATENESS = pd.Timedelta(hours=1)
 FIRSTS, COUNTS, WINDOW, CHANGED = "first_exposures", "counts", "window_triples", "changed_pairs"
 """State tables: every pair's first exposure (embedded engine only), the counts per bin, and two
 scratch tables of a run (the window's triples, the merged pairs of the window's units)."""
+
+REFERENCE = "sprt_reference"
+"""``meta`` key of the SPRT's reference variant (JSON), fixed by the first run that saw a pair."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +104,11 @@ class StateSettings:
         return cls(target, check_lateness(lateness), bool(refresh), bool(verify))
 
 
-def fingerprint(source: Source, variant_col: str, bins: BinSpec) -> dict[str, str]:
-    """What a state file must have been built from: the same rows, columns, bins, zone and format."""
+def fingerprint(
+    source: Source, variant_col: str, bins: BinSpec, sprt: SprtSpec | None = None
+) -> dict[str, str]:
+    """What a state file must have been built from: the same rows, columns, bins, zone, format and
+    sequential test (the seed's SPRT keeps its crossing per bin, which depends on its design)."""
     columns = {
         role: f"{name} {source.schema[name]}"
         for role, name in (
@@ -113,8 +123,14 @@ def fingerprint(source: Source, variant_col: str, bins: BinSpec) -> dict[str, st
         **columns,
         "freq": bins.freq,
         "tz": bins.tz or "UTC",
+        "sequential": "anytime" if sprt is None else f"sprt {_digest(sprt)}",
         "tables": FORMAT,
     }
+
+
+def _digest(sprt: SprtSpec) -> str:
+    """A short, stable name of the SPRT's design (its candidate shares, delta and alpha)."""
+    return hashlib.sha256(repr((sprt.coefficients, sprt.log_threshold)).encode()).hexdigest()[:12]
 
 
 def check_lateness(lateness: object) -> pd.Timedelta:
@@ -137,8 +153,12 @@ def incremental_counts(
     until: pd.Timestamp | None,
     store: StateStore,
     lateness: pd.Timedelta = DEFAULT_LATENESS,
+    sprt: SprtSpec | None = None,
 ) -> tuple[pd.DataFrame, StateRun]:
     """Count the rows since the window start, update the state and return every bin's counts.
+
+    With ``sprt``, the SPRT's sequence continues from the pairs counted before the window (see
+    :class:`~xpyrment_sql.queries.traffic.SprtStart`), and each recounted bin gets its crossings.
 
     Returns:
         The columns of :func:`~xpyrment_sql.queries.traffic.count_table` (multiple-exposure events
@@ -157,15 +177,16 @@ def incremental_counts(
                 "already holds later rows; evaluate without state=, or rebuild it with refresh=True"
             )
         since = bin_start(bins, bins.key_of(watermark - lateness))
+    start = None if sprt is None else _sprt_start(store, bins, since)
     fetched = schema = None
     if not source.embedded:
-        probe = probe_query(source, variant_col, bins, until, since)
+        probe = probe_query(source, variant_col, bins, until, since, sprt, start)
         fetched, schema = source.execute(probe, "the incremental probe (state=)"), probe.schema()
         check_counts(fetched, source, variant_col, bins)
     with store.transaction():
         if fetched is None:
             rows = queries.exposures(source, variant_col, until)
-            fresh = _merged_counts(source, rows, bins, until, since, store)
+            fresh = _merged_counts(source, rows, bins, until, since, store, sprt, start)
             latest = _write_counts(store, source.backend, fresh, fresh.schema(), since, bins)
             for scratch in (WINDOW, CHANGED):
                 store.run(f"DROP TABLE IF EXISTS {store.table(scratch)}")
@@ -175,6 +196,11 @@ def incremental_counts(
         newest = _newest(watermark, latest)
         if newest is not None:
             store.set("watermark", newest.isoformat())
+        if sprt is not None and store.get(REFERENCE) is None:
+            table = store.table(COUNTS)
+            ((first,),) = store.run(f"SELECT min(variant) FROM {table} WHERE part = 'matrix'")
+            if first is not None:
+                store.set(REFERENCE, json.dumps(first))
     counts = store.con.execute(f"SELECT * FROM {store.table(COUNTS)}").df()
     check_counts(counts, source, variant_col, bins)
     return counts, StateRun(str(store.path), since is None, since, newest)
@@ -186,6 +212,8 @@ def probe_query(
     bins: BinSpec,
     until: pd.Timestamp | None,
     since: pd.Timestamp | None,
+    sprt: SprtSpec | None = None,
+    sprt_start: SprtStart | None = None,
 ) -> ir.Table:
     """One read-only query returning counts only: the window's bins, new units and events.
 
@@ -205,7 +233,7 @@ def probe_query(
         earlier = rows.filter(rows.ts < start).semi_join(seen.select("unit"), "unit")
         earlier = earlier.group_by(["variant", "unit"]).aggregate(first_ts=earlier.ts.min())
         firsts = _earliest(seen, earlier)
-    return count_table(active, firsts, bins, until, since, exposure=True)
+    return count_table(active, firsts, bins, until, since, sprt, exposure=True, sprt_start=sprt_start)
 
 
 def _merged_counts(
@@ -215,6 +243,8 @@ def _merged_counts(
     until: pd.Timestamp | None,
     since: pd.Timestamp | None,
     store: StateStore,
+    sprt: SprtSpec | None = None,
+    sprt_start: SprtStart | None = None,
 ) -> ir.Table:
     """The window's counts on the embedded engine, with the stored first exposures updated.
 
@@ -229,7 +259,8 @@ def _merged_counts(
         pairs = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
         backend.create_table(FIRSTS, pairs, database=database, overwrite=True)
         active = active_units(rows, bins, until, chunks_for(source, bins, until), latest=True)
-        return count_table(active, _stored(backend, FIRSTS, database), bins, until, exposure=True)
+        stored = _stored(backend, FIRSTS, database)
+        return count_table(active, stored, bins, until, sprt=sprt, exposure=True)
     start = queries.instant(rows.ts, since)
     window = rows.filter(rows.ts >= start)
     key = queries.bin_key(window.ts, bins, until)
@@ -251,7 +282,23 @@ def _merged_counts(
     store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
     moved = merged.filter(merged.first_ts >= queries.instant(merged.first_ts, since))
     backend.insert(FIRSTS, moved, database=database)
-    return count_table(active, merged, bins, until, since, exposure=True)
+    return count_table(active, merged, bins, until, since, sprt, exposure=True, sprt_start=sprt_start)
+
+
+def _sprt_start(store: StateStore, bins: BinSpec, since: pd.Timestamp | None) -> SprtStart | None:
+    """The SPRT's position before the window, from the stored counts of the bins before it."""
+    if since is None:
+        return None
+    stored = store.get(REFERENCE)
+    reference = None if stored is None else json.loads(stored)
+    per_variant = store.run(
+        f"SELECT variant, sum(new) FROM {store.table(COUNTS)} WHERE part = 'matrix' AND bin < ? "
+        "GROUP BY variant",
+        [bins.key_of(since)],
+    )
+    pairs = sum(int(count) for _, count in per_variant)
+    others = sum(int(count) for variant, count in per_variant if variant != reference)
+    return SprtStart(pairs, others, reference)
 
 
 def _earliest(seen: ir.Table, earlier: ir.Table) -> ir.Table:
@@ -297,12 +344,10 @@ def _newest(watermark: pd.Timestamp | None, latest: object) -> pd.Timestamp | No
     return max(candidates) if candidates else None
 
 
-def check_state_run(exact: bool, sprt: bool) -> None:
-    """Refuse a state file where an incremental run cannot (yet) be exact, saying what to do instead."""
+def check_state_run(exact: bool) -> None:
+    """Refuse a state file where an incremental run cannot be exact, saying what to do instead."""
     if not exact:
         raise ParameterError("state= counts active units exactly; use it with exact=True")
-    if sprt:
-        raise ParameterError("state= runs the anytime-valid sequential test; use sequential_method='anytime'")
 
 
 def checked_incrementally(
@@ -311,38 +356,40 @@ def checked_incrementally(
     bins: BinSpec,
     until: pd.Timestamp | None,
     state: StateSettings,
-    max_share: float | None,
-) -> tuple[TrafficMatrix, MultipleExposureResult | None, StateRun]:
-    """The traffic matrix and multiple exposure from the state file plus the new rows, state updated.
+    sprt: SprtSpec | None = None,
+    sprt_shares: Sequence[float] = (),
+) -> tuple[pd.DataFrame, StateRun]:
+    """Every bin's counts from the state file plus the new rows (the state updated), as a full run's
+    :func:`~xpyrment_sql.checks.traffic.fetch_counts` with ``exposure=True`` returns them.
 
-    With ``state.verify``, both are recomputed from the whole log (one more query) and any
-    difference is listed in the returned record.
+    With ``state.verify``, the counts are recomputed from the whole log (one more query) and any
+    difference in the traffic matrix, multiple exposure or the SPRT's crossing is listed in the
+    returned record.
     """
-    prints = fingerprint(source, variant_col, bins)
+    if sprt is not None:
+        source.require_window_functions("the SPRT's first crossing with a state file")
+    prints = fingerprint(source, variant_col, bins, sprt)
     con = source.backend.con if source.embedded else None
     with StateStore.open(state.path, prints, con=con, refresh=state.refresh) as store:
-        counts, run = incremental_counts(source, variant_col, bins, until, store, state.lateness)
-    matrix = traffic_matrix(matrix_rows(counts), bins, variant_col, until)
-    exposure = None if max_share is None else exposure_from_events(counts, max_share)
+        counts, run = incremental_counts(source, variant_col, bins, until, store, state.lateness, sprt)
     if state.verify:
-        full = fetch_counts(source, variant_col, bins, until, exposure=True)
-        differences = differ(
-            matrix,
-            traffic_matrix(matrix_rows(full), bins, variant_col, until),
-            exposure_from_events(counts, 0.0),
-            exposure_from_events(full, 0.0),
-        )
+        full = fetch_counts(source, variant_col, bins, until, sprt=sprt, exposure=True)
+        differences = differ(counts, full, bins, variant_col, until, sprt_shares if sprt else ())
         run = dataclasses.replace(run, verified=not differences, differences=differences)
-    return matrix, exposure, run
+    return counts, run
 
 
 def differ(
-    kept: TrafficMatrix,
-    full: TrafficMatrix,
-    exposure: MultipleExposureResult,
-    full_exposure: MultipleExposureResult,
+    counts: pd.DataFrame,
+    full_counts: pd.DataFrame,
+    bins: BinSpec,
+    variant_col: str,
+    until: pd.Timestamp | None,
+    sprt_shares: Sequence[float] = (),
 ) -> tuple[str, ...]:
-    """What an incremental run got differently from a full one, in words (empty when nothing)."""
+    """What an incremental run counted differently from a full one, in words (empty when nothing)."""
+    kept = traffic_matrix(matrix_rows(counts), bins, variant_col, until)
+    full = traffic_matrix(matrix_rows(full_counts), bins, variant_col, until)
     found = []
     if kept.variants != full.variants or not kept.bins.equals(full.bins):
         found.append(
@@ -359,6 +406,7 @@ def differ(
                     f"{name} units differ in {len(wrong)} cell(s), first at bin {full.bins[row]} variant "
                     f"{full.variants[column]!r}: {mine[row, column]} kept, {theirs[row, column]} in the log"
                 )
+    exposure, full_exposure = exposure_from_events(counts, 0.5), exposure_from_events(full_counts, 0.5)
     kept_units, log_units = exposure.multiple_units, full_exposure.multiple_units
     if kept_units != log_units:
         found.append(f"units under several variants: {kept_units} kept, {log_units} in the log")
@@ -366,4 +414,9 @@ def differ(
         found.append(f"distinct units: {exposure.units} kept, {full_exposure.units} in the log")
     elif kept_units == log_units and not exposure.pairs.equals(full_exposure.pairs):
         found.append("units shared per pair of variants differ from the log's")
+    if sprt_shares:
+        stops = SprtCrossings.from_counts(matrix_rows(counts), sprt_shares).stops
+        full_stops = SprtCrossings.from_counts(matrix_rows(full_counts), sprt_shares).stops
+        if stops != full_stops:
+            found.append(f"the SPRT's first crossings (index, time): {stops} kept, {full_stops} in the log")
     return tuple(found)

@@ -66,18 +66,17 @@ def run_telemetry(
     share = settings.max_multiple_exposure_share
     run = None
     bins = settings.bins(tz)
+    sprt_shares = sprt_shares_for_ratios(design.expected_ratios) if sprt else ()
+    spec = sprt_query(sprt_shares, SPRT_DELTA, settings.sequential_alpha)
     if state is None:
-        sprt_shares = sprt_shares_for_ratios(design.expected_ratios) if sprt else ()
-        spec = sprt_query(sprt_shares, SPRT_DELTA, settings.sequential_alpha)
         counts = fetch_counts(source, variant_col, bins, until, exact, spec, exposure=share is not None)
-        rows = matrix_rows(counts)
-        matrix = traffic_matrix(rows, bins, variant_col, until)
-        crossings = None if spec is None else SprtCrossings.from_counts(rows, sprt_shares)
-        exposure = None if share is None else exposure_from_events(counts, share)
     else:
-        check_state_run(exact, sprt)
-        matrix, exposure, run = checked_incrementally(source, variant_col, bins, until, state, share)
-        crossings = None
+        check_state_run(exact)
+        counts, run = checked_incrementally(source, variant_col, bins, until, state, spec, sprt_shares)
+    rows = matrix_rows(counts)
+    matrix = traffic_matrix(rows, bins, variant_col, until)
+    crossings = None if spec is None else SprtCrossings.from_counts(rows, sprt_shares)
+    exposure = None if share is None else exposure_from_events(counts, share)
     anomaly = judge_traffic_drop(
         matrix, settings.drop_method, settings.window, settings.z_threshold, settings.drop_threshold
     )

@@ -13,7 +13,7 @@ Executing happens in :meth:`xpyrment_sql.source.Source.execute`; statistics happ
 """
 
 from xpyrment_sql.queries.rows import before, bin_key, exposures, instant
-from xpyrment_sql.queries.traffic import SprtSpec, traffic_counts
+from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, traffic_counts
 from xpyrment_sql.queries.units import (
     multiple_exposure_counts,
     segment_units,
@@ -22,6 +22,7 @@ from xpyrment_sql.queries.units import (
 
 __all__ = [
     "SprtSpec",
+    "SprtStart",
     "before",
     "bin_key",
     "exposures",

@@ -15,8 +15,7 @@ import ibis
 
 _CHECK_MARKERS = (
     ('"pair_units"', "multiple exposure"),
-    ('"stopped_index"', "SPRT first crossing"),
-    ("'pair' AS", "traffic matrix and multiple exposure (anomaly, SRM tests, multiple exposure)"),
+    ("'pair' AS", "traffic matrix and multiple exposure (anomaly, SRM tests)"),
     ('"active"', "traffic matrix (anomaly, chi-square and anytime-valid SRM)"),
     ('"value__', "metric moments (guardrails)"),
     ('AS "rows"', "time span of the log"),

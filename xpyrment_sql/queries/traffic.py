@@ -69,6 +69,7 @@ def count_table(
     since: pd.Timestamp | None = None,
     sprt: SprtSpec | None = None,
     exposure: bool = False,
+    sprt_start: SprtStart | None = None,
 ) -> ir.Table:
     """The traffic matrix's counts, and optionally the multiple-exposure events, as one table.
 
@@ -78,8 +79,9 @@ def count_table(
         firsts: First exposure per pair: ``variant``, ``unit``, ``first_ts``.
         since: Count ``new`` units and events only at or after this instant (an incremental run's
             window start; ``firsts`` then holds every pair of the units seen since).
-        sprt: Add the SPRT's first crossings (a full run only).
+        sprt: Add the SPRT's first crossings.
         exposure: Add the multiple-exposure events.
+        sprt_start: Where the SPRT's sequence stands at ``since`` (an incremental run).
 
     Returns:
         Rows marked by ``part``: ``"matrix"`` rows (one per non-empty bin and variant) fill ``active``
@@ -88,14 +90,14 @@ def count_table(
         ``second_variant``, ``active``, ``new``, ``units``, then ``last_ts`` and the SPRT's columns
         when asked for; null where a part has no value.
     """
+    dated = firsts
+    if since is not None:
+        dated = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, since))
     if sprt is None:
-        dated = firsts
-        if since is not None:
-            dated = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, since))
         dated = dated.select(bin=bin_key(dated.first_ts, bins, until), variant=dated.variant)
         new = dated.group_by(["bin", "variant"]).aggregate(new=dated.count())
     else:
-        new = _first_exposures_with_crossings(firsts, bins, until, sprt)
+        new = _first_exposures_with_crossings(dated, bins, until, sprt, sprt_start)
     joined = active.left_join(new, ["bin", "variant"])
     extras = {name: joined[name] for name in (*active.columns, *new.columns) if name not in _COUNTS}
     matrix = joined.select(
@@ -174,8 +176,32 @@ class SprtSpec:
     log_threshold: float
 
 
+@dataclasses.dataclass(frozen=True)
+class SprtStart:
+    """Where the SPRT's sequence stands before an incremental run's window.
+
+    The pairs first exposed before the window start precede every later one in the sequence, so the
+    window's pairs continue it: position ``n`` and running count ``k`` start from these offsets.
+
+    Attributes:
+        pairs: Pairs first exposed before the window (the sequence's length so far).
+        others: Those of them whose variant is not ``reference``.
+        reference: The variant whose ``y`` is 0, fixed when the state was first built (None before
+            any pair: the window's ``MIN(variant)``). The mixture LR is symmetric in the two arms
+            (swap them and ``p0 -> 1 - p0``), so any fixed choice gives the full run's crossing.
+    """
+
+    pairs: int
+    others: int
+    reference: object
+
+
 def _first_exposures_with_crossings(
-    firsts: ir.Table, bins: BinSpec, until: pd.Timestamp | None, sprt: SprtSpec
+    firsts: ir.Table,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    sprt: SprtSpec,
+    start: SprtStart | None = None,
 ) -> ir.Table:
     """New units per (bin, variant), with each bin's first SPRT crossing per candidate share.
 
@@ -191,15 +217,19 @@ def _first_exposures_with_crossings(
         and, for candidate ``i``, ``stop_n{i}`` (smallest ``n`` in the bin whose ``log LR`` crosses) and
         ``stop_ts{i}`` (that pair's first exposure): null where the bin holds no crossing.
     """
-    reference = firsts.variant.min().as_scalar()
+    start = start or SprtStart(0, 0, None)
+    if start.reference is None:
+        reference = firsts.variant.min().as_scalar()
+    else:
+        reference = ibis.literal(start.reference, type=firsts.variant.type())
     flagged = firsts.mutate(y=ibis.ifelse(firsts.variant != reference, 1, 0).cast("float64"))
     order = ibis.window(
         order_by=[flagged.first_ts, flagged.unit, flagged.variant], preceding=None, following=0
     )
     steps = flagged.mutate(
         bin=bin_key(flagged.first_ts, bins, until),
-        n=(ibis.row_number().over(order) + 1).cast("float64"),
-        k=flagged.y.sum().over(order),
+        n=(ibis.row_number().over(order) + 1 + start.pairs).cast("float64"),
+        k=flagged.y.sum().over(order) + float(start.others),
     )
     crossings = {}
     for i, coefficients in enumerate(sprt.coefficients):
