@@ -20,6 +20,7 @@ from itertools import accumulate
 import duckdb
 
 from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.source.files import sql_literal
 
 _SALT_UNIT, _SALT_ARM, _SALT_VALUE, _SALT_SRM, _SALT_DROP = range(1, 6)
 
@@ -71,11 +72,6 @@ def _hash(expr: str, seed: int, salt: int) -> str:
 def _uniform(expr: str, seed: int, salt: int) -> str:
     """SQL for a deterministic uniform draw in (0, 1) from the top 53 bits of a hash."""
     return f"((({_hash(expr, seed, salt)} >> 11)::DOUBLE + 0.5) / {2.0**53!r})"
-
-
-def _quote(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _number(name: str, value: object, low: float, high: float = math.inf, *, strict: bool = False) -> float:
@@ -223,14 +219,14 @@ def write_exposure_log(
     clock_sql, hours_sql, span_weight = _clock_sql(days, diurnal, seed)
     names, bounds = list(arms), list(accumulate(arms.values()))
     whens = "".join(
-        f"WHEN arm_draw < {b / bounds[-1]!r} THEN {_quote(n)} "
+        f"WHEN arm_draw < {b / bounds[-1]!r} THEN {sql_literal(n)} "
         for n, b in zip(names[:-1], bounds[:-1], strict=True)
     )
-    variant_sql = f"CASE {whens}ELSE {_quote(names[-1])} END" if whens else _quote(names[-1])
+    variant_sql = f"CASE {whens}ELSE {sql_literal(names[-1])} END" if whens else sql_literal(names[-1])
     keep_sql = ["TRUE"]
     if srm_plan is not None:
         keep_sql.append(
-            f"NOT (variant = {_quote(str(srm_plan.arm))} AND ts >= TIMESTAMP '{srm_plan.after}'"
+            f"NOT (variant = {sql_literal(str(srm_plan.arm))} AND ts >= TIMESTAMP '{srm_plan.after}'"
             f" AND {_uniform('unit_id', seed, _SALT_SRM)} >= {srm_plan.keep!r})"
         )
     if drop_plan is not None:
@@ -258,8 +254,8 @@ def write_exposure_log(
         con.execute("SET preserve_insertion_order = true")
         if threads is not None:
             con.execute(f"SET threads = {threads}")
-        con.execute(f"COPY ({query}) TO {_quote(path)} (FORMAT PARQUET, COMPRESSION ZSTD)")
-        counted = con.execute(f"SELECT count(*) FROM read_parquet({_quote(path)})").fetchone()
+        con.execute(f"COPY ({query}) TO {sql_literal(path)} (FORMAT PARQUET, COMPRESSION ZSTD)")
+        counted = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(path)})").fetchone()
         written = counted[0] if counted is not None else 0
     finally:
         con.close()

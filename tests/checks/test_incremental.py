@@ -101,6 +101,23 @@ def test_the_second_run_reads_only_the_window_and_says_so(tmp_path):
     assert second.state.watermark == log.ts.max().tz_localize("UTC")
 
 
+def test_a_growing_parquet_folder_is_followed_without_reading_its_span(tmp_path):
+    """A later run reads one window: it plans no time chunks, so the footers are never read."""
+    log = make_log(units=500, rows=5000, days=4).sort_values("ts")
+    folder, state = tmp_path / "log", tmp_path / "state.duckdb"
+    folder.mkdir()
+    cut = START + pd.Timedelta(days=3, hours=5)
+    log[log.ts < cut].to_parquet(folder / "part-0.parquet")
+    xs.LiveMonitor(str(folder), time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    log[log.ts >= cut].to_parquet(folder / "part-1.parquet")
+    later = xs.LiveMonitor(str(folder), time_col="ts", state=state)
+    got = later.run_telemetry_checks(RATIOS, freq="h")
+    assert not got.state.full_build
+    assert "span" not in vars(later.source), "no footer read on an incremental run"
+    expected = xs.LiveMonitor(str(folder), time_col="ts").run_telemetry_checks(RATIOS, freq="h")
+    assert comparable(got) == comparable(expected)
+
+
 def test_a_state_file_of_other_settings_is_refused_naming_what_differs(tmp_path):
     log = make_log()
     state = tmp_path / "state.duckdb"

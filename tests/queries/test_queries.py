@@ -6,6 +6,9 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 import xpyrment_sql as xs
 from xpyrment_sql import queries
@@ -103,6 +106,26 @@ def test_time_chunks_cover_whole_bins_with_open_ends():
         assert since.minute == 0
         assert since.second == 0
     assert time_chunks(bins, first, last, rows=1_000)[0] == (None, None)
+
+
+@pytest.mark.parametrize("int96", [False, True], ids=["footer statistics", "int96 without statistics"])
+def test_a_parquet_logs_span_is_read_when_first_needed_from_its_footers(tmp_path, query_log, int96):
+    """Min, max and count of the time column over two files; INT96 timestamps carry no statistics,
+    so the span falls back to one query over the rows, which the report lists."""
+    log = make_log(units=500, rows=4_000, days=3)
+    log["ts"] = log.ts + pd.to_timedelta(np.arange(len(log)) % 997, unit="us")
+    for part, rows in enumerate((log.iloc[:2_500], log.iloc[2_500:])):
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, tmp_path / f"part-{part}.parquet", row_group_size=700,
+                       use_deprecated_int96_timestamps=int96)  # fmt: skip
+    monitor = xs.LiveMonitor(str(tmp_path / "*.parquet"), time_col="ts")
+    query_log.clear()
+    assert "span" not in vars(monitor.source), "opening the log reads no span"
+    span = monitor.source.span
+    assert (span.first, span.last) == (log.ts.min().tz_localize("UTC"), log.ts.max().tz_localize("UTC"))
+    assert span.rows == 4_000
+    assert len(query_log) == (1 if int96 else 0)
+    assert monitor.source.span is span, "read once"
 
 
 def test_chunked_counts_equal_one_pass_counts(tmp_path):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -24,10 +26,10 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
 
 
-def open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
+def open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, tuple[str, ...]]:
     """The files ``path`` matches, read in place: all Parquet or all CSV, without the empty ones.
 
-    Returns the table, the embedded DuckDB that reads it, and whether the files are Parquet. An empty
+    Returns the table, the embedded DuckDB that reads it, and the Parquet files read (none for CSV). An empty
     (0-byte) file holds no rows, and DuckDB refuses it (a writer may just have created it), so it is
     skipped; a path matching only empty files is an error.
     """
@@ -52,21 +54,51 @@ def open_files(path: str, engine: EngineSettings) -> tuple[ir.Table, Any, bool]:
     backend = embedded_duckdb(engine)
     try:
         if parquet:
-            return backend.read_parquet(non_empty), backend, True
-        return backend.read_csv(non_empty), backend, False
+            return backend.read_parquet(non_empty), backend, tuple(non_empty)
+        return backend.read_csv(non_empty), backend, ()
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"could not read {path!r}: {reason}") from None
 
 
-def parquet_span(source: Source, time_col: str) -> TimeSpan | None:
-    """Min, max and count of a Parquet log's ``time_col``: DuckDB answers these from footer statistics."""
-    ts = source.table[time_col]
-    span = source.execute(source.table.aggregate(first=ts.min(), last=ts.max(), rows=source.table.count()))
-    first, last = span["first"].iloc[0], span["last"].iloc[0]
+def parquet_span(source: Source, files: Sequence[str]) -> TimeSpan | None:
+    """First and last exposure time and row count of a Parquet log, from its files' footers.
+
+    ``parquet_metadata`` reads only the footers: each row group's statistics of the time column
+    (min and max, as text cast back to an instant) and its row count, so no row is read. Like the
+    schema look-up when the files are opened, this metadata read is not one of the queries a report
+    lists (it would print the files' paths). Where a row group has no usable statistics (INT96
+    timestamps, writers that omit them, all-null groups), the span is computed from the rows
+    instead, with a query over the time column that the report does list.
+    """
+    time_col = source.time_col
+    if time_col is None:
+        return None
+    listed = ", ".join(sql_literal(name) for name in files)
+    low, high = "TRY_CAST(stats_min_value AS TIMESTAMPTZ)", "TRY_CAST(stats_max_value AS TIMESTAMPTZ)"
+    footers = (
+        f"SELECT min({low}), max({high}), sum(row_group_num_rows), "
+        f"count(*) FILTER (WHERE {low} IS NULL OR {high} IS NULL) "
+        f"FROM parquet_metadata([{listed}]) WHERE path_in_schema = {sql_literal(time_col)}"
+    )
+    try:
+        ((first, last, rows, unknown),) = source.backend.con.execute(footers).fetchall()
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        account = " ".join(str(exc).split())
+        raise SourceError(f"the Parquet footers could not be read: {account[:600]}") from None
+    if unknown:
+        ts = source.table[time_col]
+        scan = source.table.aggregate(first=ts.min(), last=ts.max(), rows=source.table.count())
+        span = source.execute(scan, "the time span of the log")
+        first, last, rows = span["first"].iloc[0], span["last"].iloc[0], span["rows"].iloc[0]
     if pd.isna(first) or pd.isna(last):
         return None
-    return TimeSpan(as_utc(first), as_utc(last), int(span["rows"].iloc[0]))
+    return TimeSpan(as_utc(pd.Timestamp(first)), as_utc(pd.Timestamp(last)), int(rows))
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (single quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _matching_files(path: str) -> list[str]:

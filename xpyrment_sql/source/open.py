@@ -7,6 +7,7 @@ role is checked, from one schema look-up, so schema errors have one place to com
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -62,7 +63,7 @@ def open_source(
         DataError: a string time column holds values that do not parse as timestamps.
     """
     check_time_unit(time_col, time_unit)
-    expr, backend, is_parquet, origin, embedded = _open_table(data, table, engine)
+    expr, backend, parquet_files, origin, embedded = _open_table(data, table, engine)
     schema = dict(expr.schema().items())
     if not schema:
         raise SourceError("the data source has no columns")
@@ -93,35 +94,35 @@ def open_source(
         return source
     if schema[time_col].is_string():
         source = dataclasses.replace(source, time_offsets=parse_time_strings(source, time_col))
-    if is_parquet and schema[time_col].is_timestamp():
-        source = dataclasses.replace(source, span=parquet_span(source, time_col))
+    if parquet_files and schema[time_col].is_timestamp():
+        source = dataclasses.replace(source, span_reader=functools.partial(parquet_span, files=parquet_files))
     return source
 
 
 def _open_table(
     data: Any, table: str | None, engine: EngineSettings
-) -> tuple[ir.Table, Any, bool, str, bool]:
-    """The Ibis table, the backend that runs it, whether it reads Parquet files in place, where the
+) -> tuple[ir.Table, Any, tuple[str, ...], str, bool]:
+    """The Ibis table, the backend that runs it, the Parquet files it reads in place (if any), where the
     rows come from (for a state file's fingerprint) and whether they run on the private embedded DuckDB.
     """
     if isinstance(data, ir.Table):
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with an Ibis table")
         try:
-            return data, data.get_backend(), False, "an Ibis table", False
+            return data, data.get_backend(), (), "an Ibis table", False
         except Exception:
-            return data, embedded_duckdb(engine), False, "an unbound Ibis table", True
+            return data, embedded_duckdb(engine), (), "an unbound Ibis table", True
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if "://" in text:
-            return (*open_url(text, table), False, f"{redact_url(text)} table {table}", False)
+            return (*open_url(text, table), (), f"{redact_url(text)} table {table}", False)
         if table is not None:
             raise SourceError("table= is only used with a connection URL, not with a file path")
         return (*open_files(text, engine), f"files {os.path.abspath(text)}", True)
     if table is not None:
         raise SourceError("table= is only used with a connection URL")
     if is_frame(data):
-        return frame_table(data), embedded_duckdb(engine), False, f"a {type(data).__name__}", True
+        return frame_table(data), embedded_duckdb(engine), (), f"a {type(data).__name__}", True
     raise SourceError(
         f"cannot monitor an object of type {type(data).__name__}; expected a Parquet/CSV path or glob, "
         "a pandas or polars DataFrame, a pyarrow Table, an Ibis table, or a connection URL with table="

@@ -9,8 +9,9 @@ purpose in one place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -53,8 +54,7 @@ class Source:
         unit_col: Column identifying the randomisation unit.
         variant_col: Default column holding the variant (arm) name.
         schema: Column name -> Ibis data type, read once at construction.
-        span: Time span of a Parquet log with a timestamp column (from Parquet statistics, so no
-            rows are read), else ``None``.
+        span_reader: Reads the time span of a Parquet log with a timestamp column (see :attr:`span`).
         unit_rule: How ``unit_col`` was chosen, a key of :data:`UNIT_RULES`: ``"given"`` (passed as
             ``unit_col``), ``"unit_id"`` (the column of that name) or ``"first other column"`` (the
             first column that is neither the time nor the variant column).
@@ -73,12 +73,21 @@ class Source:
     unit_col: str
     variant_col: str
     schema: Mapping[str, dt.DataType]
-    span: TimeSpan | None = None
+    span_reader: Callable[[Source], TimeSpan | None] | None = None
     unit_rule: str = "given"
     time_unit: str | None = None
     time_offsets: bool = False
     origin: str = "an Ibis table"
     embedded: bool = False
+
+    @functools.cached_property
+    def span(self) -> TimeSpan | None:
+        """Time span of a Parquet log with a timestamp column (from its footers), else ``None``.
+
+        Read on first use and kept: only a run that plans time chunks (a full scan) needs it, so an
+        incremental run, which reads one window, never pays for it.
+        """
+        return None if self.span_reader is None else self.span_reader(self)
 
     @property
     def unit_rule_text(self) -> str:
