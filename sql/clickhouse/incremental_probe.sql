@@ -92,9 +92,10 @@ WITH "t1" AS (
     "t32"."variant" AS "variant_right",
     "t32"."first_ts" AS "first_ts_right"
   FROM "t17" AS "t19"
-  LEFT SEMI JOIN (
+  INNER JOIN (
     SELECT
-      "t21"."unit" AS "unit"
+      "t21"."unit" AS "unit",
+      "t21"."variants" AS "variants"
     FROM "t20" AS "t21"
     WHERE
       "t21"."variants" > 1
@@ -106,9 +107,10 @@ WITH "t1" AS (
       "t19"."unit" AS "unit",
       "t19"."first_ts" AS "first_ts"
     FROM "t17" AS "t19"
-    LEFT SEMI JOIN (
+    INNER JOIN (
       SELECT
-        "t21"."unit" AS "unit"
+        "t21"."unit" AS "unit",
+        "t21"."variants" AS "variants"
       FROM "t20" AS "t21"
       WHERE
         "t21"."variants" > 1

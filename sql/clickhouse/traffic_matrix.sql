@@ -35,9 +35,10 @@ FROM (
       "t21"."variant" AS "variant_right",
       "t21"."first_ts" AS "first_ts_right"
     FROM "t3" AS "t6"
-    LEFT SEMI JOIN (
+    INNER JOIN (
       SELECT
-        "t10"."unit" AS "unit"
+        "t10"."unit" AS "unit",
+        "t10"."variants" AS "variants"
       FROM "t8" AS "t10"
       WHERE
         "t10"."variants" > 1
@@ -49,9 +50,10 @@ FROM (
         "t6"."unit" AS "unit",
         "t6"."first_ts" AS "first_ts"
       FROM "t3" AS "t6"
-      LEFT SEMI JOIN (
+      INNER JOIN (
         SELECT
-          "t10"."unit" AS "unit"
+          "t10"."unit" AS "unit",
+          "t10"."variants" AS "variants"
         FROM "t8" AS "t10"
         WHERE
           "t10"."variants" > 1

@@ -34,9 +34,10 @@ WITH `t1` AS (
     `t21`.`variant` AS `variant_right`,
     `t21`.`first_ts` AS `first_ts_right`
   FROM `t3` AS `t6`
-  LEFT SEMI JOIN (
+  INNER JOIN (
     SELECT
-      `t10`.`unit`
+      `t10`.`unit`,
+      `t10`.`variants`
     FROM `t8` AS `t10`
     WHERE
       `t10`.`variants` > 1
@@ -48,9 +49,10 @@ WITH `t1` AS (
       `t6`.`unit`,
       `t6`.`first_ts`
     FROM `t3` AS `t6`
-    LEFT SEMI JOIN (
+    INNER JOIN (
       SELECT
-        `t10`.`unit`
+        `t10`.`unit`,
+        `t10`.`variants`
       FROM `t8` AS `t10`
       WHERE
         `t10`.`variants` > 1

@@ -100,40 +100,30 @@ WITH "t1" AS (
   FROM "t17" AS "t19"
   INNER JOIN (
     SELECT
+      "t21"."unit",
+      "t21"."variants"
+    FROM "t20" AS "t21"
+    WHERE
+      "t21"."variants" > 1
+  ) AS "t25"
+    ON "t19"."unit" = "t25"."unit"
+  INNER JOIN (
+    SELECT
       "t19"."variant",
       "t19"."unit",
       "t19"."first_ts"
     FROM "t17" AS "t19"
-    WHERE
-      EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT
-            "t21"."unit"
-          FROM "t20" AS "t21"
-          WHERE
-            "t21"."variants" > 1
-        ) AS "t25"
-        WHERE
-          "t19"."unit" = "t25"."unit"
-      )
+    INNER JOIN (
+      SELECT
+        "t21"."unit",
+        "t21"."variants"
+      FROM "t20" AS "t21"
+      WHERE
+        "t21"."variants" > 1
+    ) AS "t25"
+      ON "t19"."unit" = "t25"."unit"
   ) AS "t32"
     ON "t19"."unit" = "t32"."unit"
-  WHERE
-    EXISTS(
-      SELECT
-        1
-      FROM (
-        SELECT
-          "t21"."unit"
-        FROM "t20" AS "t21"
-        WHERE
-          "t21"."variants" > 1
-      ) AS "t25"
-      WHERE
-        "t19"."unit" = "t25"."unit"
-    )
 )
 SELECT
   *

@@ -36,40 +36,30 @@ WITH "t1" AS (
   FROM "t3" AS "t6"
   INNER JOIN (
     SELECT
+      "t10"."unit",
+      "t10"."variants"
+    FROM "t8" AS "t10"
+    WHERE
+      "t10"."variants" > 1
+  ) AS "t14"
+    ON "t6"."unit" = "t14"."unit"
+  INNER JOIN (
+    SELECT
       "t6"."variant",
       "t6"."unit",
       "t6"."first_ts"
     FROM "t3" AS "t6"
-    WHERE
-      EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT
-            "t10"."unit"
-          FROM "t8" AS "t10"
-          WHERE
-            "t10"."variants" > 1
-        ) AS "t14"
-        WHERE
-          "t6"."unit" = "t14"."unit"
-      )
+    INNER JOIN (
+      SELECT
+        "t10"."unit",
+        "t10"."variants"
+      FROM "t8" AS "t10"
+      WHERE
+        "t10"."variants" > 1
+    ) AS "t14"
+      ON "t6"."unit" = "t14"."unit"
   ) AS "t21"
     ON "t6"."unit" = "t21"."unit"
-  WHERE
-    EXISTS(
-      SELECT
-        1
-      FROM (
-        SELECT
-          "t10"."unit"
-        FROM "t8" AS "t10"
-        WHERE
-          "t10"."variants" > 1
-      ) AS "t14"
-      WHERE
-        "t6"."unit" = "t14"."unit"
-    )
 )
 SELECT
   *
