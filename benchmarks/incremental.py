@@ -19,7 +19,8 @@ included, and its own peak RSS):
   on the same folder, compared by whole-process wall time with the full run;
 * **first run with state**: the log without its last hour, building the state file;
 * **next hour**: the whole log with a copy of that state file (copied before each repeat, untimed),
-  so it reads only the rows since the watermark minus the lateness allowance (one hour).
+  so it reads only the rows since the watermark minus the lateness allowance (one hour), with
+  ``memory_limit="2GB"`` (``--next-memory-limit``) as an hourly job would run.
 
 Each repeat's numbers are checked: the incremental run's traffic matrix, SRM tests, multiple exposure
 and drop test equal the full run's, and the floor's counts equal the full run's. Medians of
@@ -76,14 +77,14 @@ clock starts, as the floor's ``duckdb`` is, so the main table times the work; th
 times the imports too."""
 
 
-def run_xpyrment(glob: str, state: str | None) -> dict[str, Any]:
+def run_xpyrment(glob: str, state: str | None, memory_limit: str | None = None) -> dict[str, Any]:
     """One ``run_telemetry_checks`` (the measured process); its numbers, for the equality checks."""
     import xpyrment_sql as xs
 
     for module in DEFERRED:
         importlib.import_module(module)
     started = time.perf_counter()
-    monitor = xs.LiveMonitor(glob, time_col="ts", state=state)
+    monitor = xs.LiveMonitor(glob, time_col="ts", state=state, memory_limit=memory_limit)
     report = monitor.run_telemetry_checks(RATIOS, freq="h")
     seconds = time.perf_counter() - started
     numbers = report.to_dict()
@@ -126,12 +127,15 @@ def run_pandas(folder: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "numbers": {}}
 
 
-def measure(kind: str, target: str, state: str | None = None) -> tuple[float, float, float, dict[str, Any]]:
+def measure(
+    kind: str, target: str, state: str | None = None, memory_limit: str | None = None
+) -> tuple[float, float, float, dict[str, Any]]:
     """Inner seconds, process wall seconds, peak RSS (GiB) and the numbers of one fresh process."""
     with tempfile.TemporaryDirectory() as scratch:
         report, out = Path(scratch) / "usage", Path(scratch) / "out.json"
         command = [sys.executable, "-m", "benchmarks.incremental", "--run", kind, target, "--out", str(out)]
         command += ["--state", state] if state else []
+        command += ["--memory-limit", memory_limit] if memory_limit else []
         launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(report)]
         subprocess.run([*launcher, *command], check=True, cwd=HERE.parent, env=os.environ.copy())
         code, rss_kb, wall = report.read_text().split()
@@ -211,7 +215,7 @@ def bench(rows: int, args: argparse.Namespace) -> dict[str, Any]:
                 aside.rename(last_hour)
             state = Path(scratch) / f"next-{repeat}.duckdb"
             shutil.copy(built, state)
-            *timing, incremental = measure("xpyrment", glob, str(state))
+            *timing, incremental = measure("xpyrment", glob, str(state), args.next_memory_limit)
             runs["next"].append(tuple(timing))
             state.unlink()
             if incremental != numbers["full"]:
@@ -266,8 +270,8 @@ def table(results: dict[int, dict[str, Any]]) -> str:
         run's). A 14-day synthetic log, split at the start of its last hour. "full" reads all of it
         without state; "SQL floor" computes the same counts in one hand-written DuckDB statement (the
         query alone is timed); "first run with state" builds the state from the log without its last
-        hour; "next hour" reads the whole log with that state (one hour of lateness allowance).
-        Seconds are timed inside the process, after imports (the library's deferred ones included).
+        hour; "next hour" reads the whole log with that state (one hour of lateness allowance),
+        with `memory_limit="2GB"` as an hourly job would set it. Seconds are timed inside the process, after imports (the library's deferred ones included).
 
         """
     )
@@ -299,13 +303,20 @@ def main(argv: list[str] | None = None) -> None:
         "--raw", default=str(HERE / "INCREMENTAL.json"), help="measured sizes, merged with each invocation's"
     )
     parser.add_argument("--run", nargs=2, metavar=("KIND", "TARGET"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--next-memory-limit",
+        default="2GB",
+        help="LiveMonitor(memory_limit=...) of the next-hour run, as an hourly cron job would set it "
+        "(without one, DuckDB keeps the state file's pages it read cached up to 80%% of RAM)",
+    )
     parser.add_argument("--state", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-limit", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
         kind, target = args.run
         runners = {
-            "xpyrment": lambda: run_xpyrment(target, args.state),
+            "xpyrment": lambda: run_xpyrment(target, args.state, args.memory_limit),
             "floor": lambda: run_floor(target),
             "pandas": lambda: run_pandas(target),
         }

@@ -10,6 +10,7 @@ Every check, every result record (:mod:`xpyrment_sql.results`) and every error
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.checks.metrics import MeanMetric, ProportionMetric, RatioMetric, calculate_metrics
+from xpyrment_sql.config import ConfigError, ExperimentConfig, FleetConfig, read_config
 from xpyrment_sql.errors import (
     BackendError,
     ColumnError,
@@ -22,6 +23,8 @@ from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.results import (
     AnytimeSRMResult,
     DispatchOutcome,
+    ExperimentStatus,
+    FleetReport,
     GuardrailReport,
     GuardrailResult,
     LiveSRMResult,
@@ -43,9 +46,14 @@ __all__ = [
     "BackendError",
     "CheckSettings",
     "ColumnError",
+    "ConfigError",
     "DataError",
     "Design",
     "DispatchOutcome",
+    "ExperimentConfig",
+    "ExperimentStatus",
+    "FleetConfig",
+    "FleetReport",
     "GuardrailMetric",
     "GuardrailReport",
     "GuardrailResult",
@@ -70,6 +78,7 @@ __all__ = [
     "XpyrmentError",
     "calculate_metrics",
     "check_guardrails",
+    "read_config",
 ]
 
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.bins import as_utc, check_tz, parse_freq
 from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import multiple_exposure
+from xpyrment_sql.checks.fleet import run_fleet
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
 from xpyrment_sql.checks.incremental import DEFAULT_LATENESS, StateSettings
 from xpyrment_sql.checks.metrics import Metric, calculate_metrics
@@ -28,6 +29,7 @@ from xpyrment_sql.checks.segments import check_dimension_cols, srm_by_segment
 from xpyrment_sql.checks.srm import anytime, live_srm, sprt, sprt_candidate_shares
 from xpyrment_sql.checks.telemetry import run_telemetry
 from xpyrment_sql.checks.traffic import fetch_matrix
+from xpyrment_sql.config import FleetConfig, read_config
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.reporting import charts
 from xpyrment_sql.results import (
@@ -40,6 +42,7 @@ from xpyrment_sql.results import (
     TrafficAnomalyResult,
     TrafficMatrix,
 )
+from xpyrment_sql.results.fleet import FleetReport
 from xpyrment_sql.results.metrics import GuardrailReport, MetricsReport
 from xpyrment_sql.settings import CheckSettings, Design, Ratios, check_max_share
 from xpyrment_sql.source import EngineSettings, Source, open_source
@@ -369,9 +372,9 @@ class LiveMonitor:
 
         The sequential check is the anytime-valid test (any number of arms, computed from the traffic
         matrix) or, with ``sequential_method="sprt"``, the seed's two-arm SPRT, which ignores
-        ``min_units`` and ``min_deviation``. At most three queries reach the backend: the traffic
-        matrix (which, for the SPRT, also finds its first crossing), the multiple-exposure counts
-        (skipped with ``max_multiple_exposure_share=None``) and the guardrails. An SRM from either
+        ``min_units`` and ``min_deviation``. At most two queries reach the backend: the traffic
+        matrix (which, for the SPRT, also finds its first crossing, and counts multiple exposure
+        unless ``max_multiple_exposure_share=None``) and the guardrails. An SRM from either
         test sets the sticky ``shutoff_triggered`` flag; multiple exposure alerts without it.
         ``guardrails`` adds one query (all guarded metrics at once) and a ``GUARDRAIL_BREACH`` alert per
         breached guardrail and treatment arm; only guardrails built with ``shutoff=True`` set
@@ -422,6 +425,43 @@ class LiveMonitor:
         )
         self.shutoff_triggered = self.shutoff_triggered or report.shutoff_triggered
         return dataclasses.replace(report, shutoff_triggered=self.shutoff_triggered)
+
+    def check_all(
+        self,
+        config: FleetConfig | str | os.PathLike[str],
+        experiment_col: str = "experiment",
+        variant_col: str | None = None,
+    ) -> FleetReport:
+        """Check every experiment of an exposure table that holds many, in one pass.
+
+        ``config`` is a TOML file (or a :class:`~xpyrment_sql.config.FleetConfig`) giving each
+        experiment's design and checks (see :mod:`xpyrment_sql.config`). One query per distinct bin
+        size (and SPRT design) counts every experiment at once, grouped by ``experiment_col``; each
+        experiment's numbers then go through the checks of :meth:`run_telemetry_checks`. Experiments
+        seen in the data but not in the config are listed as ``unconfigured`` (tested when
+        ``[defaults]`` gives ratios); a configured experiment without rows since its ``start`` raises
+        ``NO_TRAFFIC``. Alerts name their experiment and go to its routes and the monitor's dispatcher.
+
+        Raises:
+            ConfigError: a bad config file (naming the file, the experiment and the key), or ratios
+                that do not name an experiment's variants in the data.
+        """
+        if self.state is not None:
+            raise ParameterError(
+                "check_all does not use a state file yet; open the monitor without state= to check a fleet"
+            )
+        if not self.exact:
+            raise ParameterError("check_all counts active units exactly; open the monitor with exact=True")
+        fleet = config if isinstance(config, FleetConfig) else read_config(config)
+        return run_fleet(
+            self.source,
+            experiment_col,
+            self._variant(variant_col),
+            fleet,
+            self.until,
+            tz=self.tz,
+            dispatcher=self.dispatcher,
+        )
 
     def plot_traffic(
         self,

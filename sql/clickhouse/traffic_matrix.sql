@@ -29,8 +29,8 @@ FROM (
       "t4"."unit"
   ), "t23" AS (
     SELECT
-      "t6"."variant" AS "variant",
       "t6"."unit" AS "unit",
+      "t6"."variant" AS "variant",
       "t6"."first_ts" AS "first_ts",
       "t21"."variant" AS "variant_right",
       "t21"."first_ts" AS "first_ts_right"
@@ -46,8 +46,8 @@ FROM (
       ON "t6"."unit" = "t14"."unit"
     INNER JOIN (
       SELECT
-        "t6"."variant" AS "variant",
         "t6"."unit" AS "unit",
+        "t6"."variant" AS "variant",
         "t6"."first_ts" AS "first_ts"
       FROM "t3" AS "t6"
       INNER JOIN (

@@ -28,8 +28,8 @@ WITH "t1" AS (
     1
 ), "t23" AS (
   SELECT
-    "t6"."variant",
     "t6"."unit",
+    "t6"."variant",
     "t6"."first_ts",
     "t21"."variant" AS "variant_right",
     "t21"."first_ts" AS "first_ts_right"
@@ -45,8 +45,8 @@ WITH "t1" AS (
     ON "t6"."unit" = "t14"."unit"
   INNER JOIN (
     SELECT
-      "t6"."variant",
       "t6"."unit",
+      "t6"."variant",
       "t6"."first_ts"
     FROM "t3" AS "t6"
     INNER JOIN (

@@ -92,8 +92,8 @@ WITH "t1" AS (
     1
 ), "t34" AS (
   SELECT
-    "t19"."variant",
     "t19"."unit",
+    "t19"."variant",
     "t19"."first_ts",
     "t32"."variant" AS "variant_right",
     "t32"."first_ts" AS "first_ts_right"
@@ -109,8 +109,8 @@ WITH "t1" AS (
     ON "t19"."unit" = "t25"."unit"
   INNER JOIN (
     SELECT
-      "t19"."variant",
       "t19"."unit",
+      "t19"."variant",
       "t19"."first_ts"
     FROM "t17" AS "t19"
     INNER JOIN (

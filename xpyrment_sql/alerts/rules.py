@@ -20,6 +20,7 @@ from xpyrment_sql.results import (
     LiveSRMResult,
     MultipleExposureResult,
     SequentialSRMResult,
+    TelemetryReport,
     TrafficAnomalyResult,
 )
 from xpyrment_sql.results.metrics import GuardrailReport
@@ -33,6 +34,8 @@ class AlertKind(str, enum.Enum):
     SEQUENTIAL_SRM_TRIGGERED = "SEQUENTIAL_SRM_TRIGGERED"
     MULTIPLE_EXPOSURE = "MULTIPLE_EXPOSURE"
     GUARDRAIL_BREACH = "GUARDRAIL_BREACH"
+    NO_TRAFFIC = "NO_TRAFFIC"
+    """A configured experiment has no exposure since its start (fleet runs, ``check_all``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,17 @@ def telemetry_alerts(
         message = f"Guardrail breached!{stop} {breach.message}"
         alerts.append(Alert(AlertKind.GUARDRAIL_BREACH, message, breach, shutoff=breach.shutoff))
     return tuple(alerts)
+
+
+def report_alerts(report: TelemetryReport) -> tuple[Alert, ...]:
+    """The alerts a telemetry report raised, rebuilt from its records (to dispatch them)."""
+    return telemetry_alerts(
+        report.traffic_anomaly,
+        report.cumulative_srm,
+        report.sequential_srm,
+        report.multiple_exposure,
+        report.guardrails,
+    )
 
 
 def shutoff_required(alerts: tuple[Alert, ...]) -> bool:

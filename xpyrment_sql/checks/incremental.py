@@ -71,9 +71,16 @@ FORMAT = "2"
 DEFAULT_LATENESS = pd.Timedelta(hours=1)
 """How late a row may arrive and still be counted by an incremental run (see the module docstring)."""
 
-FIRSTS, COUNTS, WINDOW, CHANGED = "first_exposures", "counts", "window_triples", "changed_pairs"
-"""State tables: every pair's first exposure (embedded engine only), the counts per bin, and two
-scratch tables of a run (the window's triples, the merged pairs of the window's units)."""
+FIRSTS, COUNTS = "first_exposures", "counts"
+"""State tables: every pair's first exposure (embedded engine only) and the counts per bin."""
+
+WINDOW, CHANGED = "window_triples", "changed_pairs"
+"""Scratch tables of a run: the window's triples, and every pair of the window's units with its
+first exposure."""
+
+SCRATCH = ("temp", "main")
+"""Where the scratch tables live: the embedded engine's in-memory temporary catalog, so a run writes
+only what it keeps to the state file (writing and compressing them there cost a fifth of a run)."""
 
 REFERENCE = "sprt_reference"
 """``meta`` key of the SPRT's reference variant (JSON), fixed by the first run that saw a pair."""
@@ -189,7 +196,7 @@ def incremental_counts(
             fresh = _merged_counts(source, rows, bins, until, since, store, sprt, start)
             latest = _write_counts(store, source.backend, fresh, fresh.schema(), since, bins)
             for scratch in (WINDOW, CHANGED):
-                store.run(f"DROP TABLE IF EXISTS {store.table(scratch)}")
+                source.backend.drop_table(scratch, database=SCRATCH, force=True)
         else:
             backend = ibis.duckdb.from_connection(store.con)
             latest = _write_counts(store, backend, fetched, schema, since, bins)
@@ -266,8 +273,7 @@ def _merged_counts(
     key = queries.bin_key(window.ts, bins, until)
     grouped = window.group_by(bin=key, variant=window.variant, unit=window.unit)
     triples = grouped.aggregate(first_ts=window.ts.min(), last_ts=window.ts.max())
-    backend.create_table(WINDOW, triples, database=database, overwrite=True)
-    triples = _stored(backend, WINDOW, database)
+    triples = _scratch(backend, WINDOW, triples)
     active = triples.group_by(["bin", "variant"]).aggregate(
         active=triples.count(), last_ts=triples.last_ts.max()
     )
@@ -275,8 +281,7 @@ def _merged_counts(
     stored = _stored(backend, FIRSTS, database)
     earlier = stored.filter(stored.first_ts < queries.instant(stored.first_ts, since))
     merging = _earliest(seen, earlier.semi_join(seen.select("unit"), "unit"))
-    backend.create_table(CHANGED, merging, database=database, overwrite=True)
-    merged = _stored(backend, CHANGED, database)
+    merged = _scratch(backend, CHANGED, merging)
     aware = stored.first_ts.type().timezone is not None
     bound = since if aware else since.tz_convert("UTC").tz_localize(None)
     store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
@@ -328,6 +333,12 @@ def _write_counts(
     backend.insert(COUNTS, fresh, database=database)
     ((latest,),) = store.run(f"SELECT max(last_ts) FROM {store.table(COUNTS)}")
     return latest
+
+
+def _scratch(backend: Any, name: str, expr: ir.Table) -> ir.Table:
+    """``expr`` materialized as a temporary table of the embedded engine (see :data:`SCRATCH`)."""
+    backend.create_table(name, expr, temp=True, overwrite=True)
+    return _stored(backend, name, SCRATCH)
 
 
 def _stored(backend: Any, name: str, database: tuple[str, str]) -> ir.Table:

@@ -10,12 +10,14 @@ first exposures it groups anyway, so the log's rows are read once. The alerts fo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pandas as pd
 
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
-from xpyrment_sql.alerts.rules import shutoff_required, telemetry_alerts
+from xpyrment_sql.alerts.rules import report_alerts, shutoff_required, telemetry_alerts
+from xpyrment_sql.bins import BinSpec
 from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import exposure_from_events
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
@@ -30,7 +32,8 @@ from xpyrment_sql.checks.srm import (
     sprt_shares_for_ratios,
 )
 from xpyrment_sql.checks.traffic import fetch_counts, matrix_rows, traffic_matrix
-from xpyrment_sql.results import AnytimeSRMResult, DispatchOutcome, SequentialSRMResult, TelemetryReport
+from xpyrment_sql.results import AnytimeSRMResult, SequentialSRMResult, StateRun, TelemetryReport
+from xpyrment_sql.results.metrics import GuardrailReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
 
@@ -62,20 +65,47 @@ def run_telemetry(
         guarded = check_guardrails(
             source, guardrails, variant_col, design.control, source.unit_col, until=until
         )
-    sprt = settings.sequential_method == "sprt"
     share = settings.max_multiple_exposure_share
     run = None
     bins = settings.bins(tz)
-    sprt_shares = sprt_shares_for_ratios(design.expected_ratios) if sprt else ()
+    sprt_shares = (
+        sprt_shares_for_ratios(design.expected_ratios) if settings.sequential_method == "sprt" else ()
+    )
     spec = sprt_query(sprt_shares, SPRT_DELTA, settings.sequential_alpha)
     if state is None:
         counts = fetch_counts(source, variant_col, bins, until, exact, spec, exposure=share is not None)
     else:
         check_state_run(exact)
         counts, run = checked_incrementally(source, variant_col, bins, until, state, spec, sprt_shares)
+    report = telemetry_from_counts(counts, variant_col, design, settings, bins, until, guarded, run)
+    if dispatcher is None:
+        return report
+    dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in report_alerts(report))
+    return dataclasses.replace(report, dispatches=dispatches)
+
+
+def telemetry_from_counts(
+    counts: pd.DataFrame,
+    variant_col: str,
+    design: Design,
+    settings: CheckSettings,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    guarded: GuardrailReport | None = None,
+    run: StateRun | None = None,
+) -> TelemetryReport:
+    """Every check's verdict from the traffic matrix query's rows (no query; nothing dispatched).
+
+    ``counts`` are :func:`~xpyrment_sql.checks.traffic.fetch_counts`' columns for one experiment:
+    the matrix rows (with the SPRT's crossings for ``sequential_method="sprt"``) and, unless
+    ``max_multiple_exposure_share`` is None, the multiple-exposure events.
+    """
+    sprt = settings.sequential_method == "sprt"
+    share = settings.max_multiple_exposure_share
+    sprt_shares = sprt_shares_for_ratios(design.expected_ratios) if sprt else ()
     rows = matrix_rows(counts)
     matrix = traffic_matrix(rows, bins, variant_col, until)
-    crossings = None if spec is None else SprtCrossings.from_counts(rows, sprt_shares)
+    crossings = SprtCrossings.from_counts(rows, sprt_shares) if sprt_shares else None
     exposure = None if share is None else exposure_from_events(counts, share)
     anomaly = judge_traffic_drop(
         matrix, settings.drop_method, settings.window, settings.z_threshold, settings.drop_threshold
@@ -96,9 +126,6 @@ def run_telemetry(
             settings.min_deviation,
         )
     alerts = telemetry_alerts(anomaly, live, sequential, exposure, guarded)
-    dispatches: tuple[DispatchOutcome, ...] = ()
-    if dispatcher is not None:
-        dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in alerts)
     return TelemetryReport(
         shutoff_triggered=shutoff_required(alerts),
         alerts_triggered=tuple(alert.kind.value for alert in alerts),
@@ -106,7 +133,6 @@ def run_telemetry(
         cumulative_srm=live,
         sequential_srm=sequential,
         traffic=matrix,
-        dispatches=dispatches,
         multiple_exposure=exposure,
         guardrails=guarded,
         state=run,

@@ -1,4 +1,5 @@
-"""The four commands, ``check``, ``report``, ``sql`` and ``demo``, each a function of the parsed options.
+"""The commands, ``check``, ``report``, ``check-all``, ``sql`` and ``demo``, each a function of the
+parsed options.
 
 A command builds what its options describe (the alert dispatcher, the :class:`LiveMonitor`), runs the
 checks once through :func:`~xpyrment_sql.cli.run.run_report`, hands the record to
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import shlex
 import sys
 import tempfile
@@ -23,10 +25,12 @@ from xpyrment_sql.cli.options import distinct_names, parse_guardrail, parse_metr
 from xpyrment_sql.cli.output import emit, print_run
 from xpyrment_sql.cli.progress import ProgressIndicator
 from xpyrment_sql.cli.run import run_report
+from xpyrment_sql.config import read_config
 from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.queries.log import recording_sql
 from xpyrment_sql.queries.sql import named_source
 from xpyrment_sql.reporting.documents import report_format, write_report
+from xpyrment_sql.reporting.fleet import fleet_json, format_fleet
 from xpyrment_sql.reporting.records import MonitoringReport
 from xpyrment_sql.reporting.text import format_run
 from xpyrment_sql.settings import CheckSettings, Design
@@ -56,6 +60,35 @@ def report(args: argparse.Namespace) -> int:
     emit(format_run(run))
     emit(f"\nreport: {out.resolve()}")
     return _exit_code(run)
+
+
+def check_all(args: argparse.Namespace) -> int:
+    """Check every experiment the config file lists (and list those only in the data); exit 1 when
+    any experiment alerts."""
+    config = read_config(args.config)
+    with _progress(args) as progress:
+        progress.stage("opening the source")
+        monitor = LiveMonitor(
+            args.source,
+            time_col=args.time_col,
+            dispatcher=_dispatcher(args),
+            unit_col=args.unit_col,
+            variant_col=args.variant_col,
+            table=args.table,
+            until=args.until,
+            tz=args.tz,
+            time_unit=args.time_unit,
+            memory_limit=args.memory_limit,
+            threads=args.threads,
+        )
+        progress.stage("checking every experiment")
+        with recording_sql(progress.on_statement):
+            fleet = monitor.check_all(config, args.experiment_col)
+    if args.json:
+        emit(json.dumps(fleet_json(fleet), indent=2, allow_nan=False))
+    else:
+        emit(format_fleet(fleet))
+    return EXIT_ALERT if fleet.alerting else EXIT_HEALTHY
 
 
 def sql(args: argparse.Namespace) -> int:
@@ -115,6 +148,7 @@ def demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": check,
     "report": report,
+    "check-all": check_all,
     "sql": sql,
     "demo": demo,
 }
@@ -153,19 +187,25 @@ def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) 
     )
 
 
-def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tuple[LiveMonitor, list[str]]:
-    """The monitor the options describe, and the SQL sent while opening the source."""
+def _dispatcher(args: argparse.Namespace) -> WebhookAlertDispatcher | None:
+    """The dispatcher of the ``--slack`` and ``--webhook`` options (None without any)."""
     dispatcher = WebhookAlertDispatcher(timeout=args.alert_timeout)
     for url in args.slack:
         dispatcher.register_slack(url)
     for url in args.webhook:
         dispatcher.register_custom(url)
+    return dispatcher if dispatcher.handler_names else None
+
+
+def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tuple[LiveMonitor, list[str]]:
+    """The monitor the options describe, and the SQL sent while opening the source."""
+    dispatcher = _dispatcher(args)
     progress.stage("opening the source")
     with recording_sql(progress.on_statement) as statements:
         monitor = LiveMonitor(
             args.source,
             time_col=args.time_col,
-            dispatcher=dispatcher if dispatcher.handler_names else None,
+            dispatcher=dispatcher,
             unit_col=args.unit_col,
             variant_col=args.variant_col,
             table=args.table,

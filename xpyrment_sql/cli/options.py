@@ -110,7 +110,8 @@ def distinct_names(metrics: Sequence[Metric], option: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``xpyrment-sql`` parser: ``args.command`` is ``check``, ``report``, ``sql`` or ``demo``."""
+    """The ``xpyrment-sql`` parser: ``args.command`` is ``check``, ``report``, ``check-all``, ``sql`` or
+    ``demo``."""
     parser = argparse.ArgumentParser(
         prog="xpyrment-sql", description="Health checks for running A/B experiments."
     )
@@ -145,6 +146,35 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "--metric-col", action="append", default=[], help="metric column for calculate_metrics (repeatable)"
     )
+
+    fleet = commands.add_parser(
+        "check-all", help="check every experiment of a table holding many, as a config file describes"
+    )
+    fleet.add_argument("source", help="Parquet/CSV path or glob, or a connection URL (with --table)")
+    fleet.add_argument("--config", required=True, help="TOML file: each experiment's design and checks")
+    fleet.add_argument("--experiment-col", required=True, help="column naming each row's experiment")
+    fleet.add_argument("--table", help="table name when SOURCE is a connection URL")
+    fleet.add_argument("--time-col", required=True, help="exposure timestamp column")
+    fleet.add_argument("--unit-col", help="unit column (default: unit_id if present, else the first)")
+    fleet.add_argument("--variant-col", default="variant", help="variant column (default: variant)")
+    fleet.add_argument(
+        "--until", help="evaluate as of this time, or 'now' (later rows ignored; its bin is in progress)"
+    )
+    fleet.add_argument("--tz", help="time zone whose midnight starts day bins (default: UTC)")
+    fleet.add_argument(
+        "--time-unit", choices=("s", "ms", "us", "ns"), help="unit of an epoch-number time column"
+    )
+    fleet.add_argument("--memory-limit", help="memory budget of the embedded DuckDB, e.g. 8GB")
+    fleet.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
+    fleet.add_argument("--slack", action="append", default=[], help="Slack webhook URL for every alert")
+    fleet.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for every alert")
+    fleet.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
+    )
+    fleet.add_argument("--json", action="store_true", help="print one JSON object per experiment")
 
     demo = commands.add_parser("demo", help="generate a log with a planted problem and check it")
     demo.add_argument("--out", help="folder for the generated log and report (default: a new temp folder)")

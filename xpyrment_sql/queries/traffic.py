@@ -70,6 +70,7 @@ def count_table(
     sprt: SprtSpec | None = None,
     exposure: bool = False,
     sprt_start: SprtStart | None = None,
+    keys: Sequence[str] = (),
 ) -> ir.Table:
     """The traffic matrix's counts, and optionally the multiple-exposure events, as one table.
 
@@ -82,25 +83,31 @@ def count_table(
         sprt: Add the SPRT's first crossings.
         exposure: Add the multiple-exposure events.
         sprt_start: Where the SPRT's sequence stands at ``since`` (an incremental run).
+        keys: Further columns of ``active`` and ``firsts`` every count is grouped by (the experiment).
 
     Returns:
         Rows marked by ``part``: ``"matrix"`` rows (one per non-empty bin and variant) fill ``active``
         and ``new``; ``"units"``, ``"multiple"`` and ``"pair"`` rows fill ``units`` (see
         :func:`~xpyrment_sql.queries.events.exposure_events`). Columns ``part``, ``bin``, ``variant``,
         ``second_variant``, ``active``, ``new``, ``units``, then ``last_ts`` and the SPRT's columns
-        when asked for; null where a part has no value.
+        when asked for; null where a part has no value. ``keys`` come first.
     """
     dated = firsts
     if since is not None:
         dated = firsts.filter(firsts.first_ts >= instant(firsts.first_ts, since))
     if sprt is None:
-        dated = dated.select(bin=bin_key(dated.first_ts, bins, until), variant=dated.variant)
-        new = dated.group_by(["bin", "variant"]).aggregate(new=dated.count())
+        dated = dated.select(*keys, bin=bin_key(dated.first_ts, bins, until), variant=dated.variant)
+        new = dated.group_by([*keys, "bin", "variant"]).aggregate(new=dated.count())
     else:
-        new = _first_exposures_with_crossings(dated, bins, until, sprt, sprt_start)
-    joined = active.left_join(new, ["bin", "variant"])
-    extras = {name: joined[name] for name in (*active.columns, *new.columns) if name not in _COUNTS}
+        new = _first_exposures_with_crossings(dated, bins, until, sprt, sprt_start, keys)
+    joined = active.left_join(new, [*keys, "bin", "variant"])
+    extras = {
+        name: joined[name]
+        for name in (*active.columns, *new.columns)
+        if name not in _COUNTS and name not in keys
+    }
     matrix = joined.select(
+        *(joined[key] for key in keys),
         part=ibis.literal("matrix"),
         bin=joined.bin,
         variant=joined.variant,
@@ -115,7 +122,7 @@ def count_table(
     blanks = {name: ibis.null(value.type()) for name, value in extras.items()}
     events = [
         part.mutate(active=ibis.null("int64"), new=ibis.null("int64"), **blanks).select(matrix.columns)
-        for part in exposure_events(firsts, bins, until, since)
+        for part in exposure_events(firsts, bins, until, since, keys)
     ]
     return union_all([matrix, *events])
 
@@ -130,11 +137,13 @@ def active_units(
     until: pd.Timestamp | None,
     chunks: Sequence[Chunk] = ((None, None),),
     latest: bool = False,
+    keys: Sequence[str] = (),
 ) -> ir.Table:
     """Exact distinct units per (bin, variant), deduplicating one time chunk at a time.
 
     With ``latest``, also ``last_ts``: the latest exposure per (bin, variant), from which a run with
-    a state file takes its watermark without another pass over the rows.
+    a state file takes its watermark without another pass over the rows. ``keys`` are further
+    columns of ``rows`` to group by (the experiment).
     """
     per_chunk = []
     for since, before in chunks:
@@ -142,15 +151,15 @@ def active_units(
         bounds += [rows.ts < instant(rows.ts, before)] if before is not None else []
         part = rows.filter(*bounds) if bounds else rows
         key = bin_key(part.ts, bins, until)
-        grouped = part.group_by(bin=key, variant=part.variant, unit=part.unit)
+        grouped = part.group_by(*(part[k] for k in keys), bin=key, variant=part.variant, unit=part.unit)
         if latest:
             triples = grouped.aggregate(last_ts=part.ts.max())
-            counts = triples.group_by(["bin", "variant"]).aggregate(
+            counts = triples.group_by([*keys, "bin", "variant"]).aggregate(
                 active=triples.count(), last_ts=triples.last_ts.max()
             )
         else:
             triples = grouped.aggregate()
-            counts = triples.group_by(["bin", "variant"]).aggregate(active=triples.count())
+            counts = triples.group_by([*keys, "bin", "variant"]).aggregate(active=triples.count())
         per_chunk.append(counts)
     return union_all(per_chunk)
 
@@ -202,6 +211,7 @@ def _first_exposures_with_crossings(
     until: pd.Timestamp | None,
     sprt: SprtSpec,
     start: SprtStart | None = None,
+    keys: Sequence[str] = (),
 ) -> ir.Table:
     """New units per (bin, variant), with each bin's first SPRT crossing per candidate share.
 
@@ -212,19 +222,27 @@ def _first_exposures_with_crossings(
     form of ``0.5*exp(up) + 0.5*exp(down)``. Counts are DOUBLE, so no engine does the arithmetic in
     DECIMAL (DuckDB multiplies a HUGEINT running sum by a decimal literal 50 times slower).
 
+    With ``keys``, each experiment is its own sequence: the window is partitioned by them, and the
+    reference variant is each partition's smallest (a window minimum instead of a scalar subquery).
+
     Returns:
         Columns ``bin``, ``variant``, ``new``, ``other`` (1.0 when the variant is not the reference)
         and, for candidate ``i``, ``stop_n{i}`` (smallest ``n`` in the bin whose ``log LR`` crosses) and
         ``stop_ts{i}`` (that pair's first exposure): null where the bin holds no crossing.
     """
     start = start or SprtStart(0, 0, None)
-    if start.reference is None:
+    if keys:
+        reference = firsts.variant.min().over(ibis.window(group_by=[firsts[k] for k in keys]))
+    elif start.reference is None:
         reference = firsts.variant.min().as_scalar()
     else:
         reference = ibis.literal(start.reference, type=firsts.variant.type())
     flagged = firsts.mutate(y=ibis.ifelse(firsts.variant != reference, 1, 0).cast("float64"))
     order = ibis.window(
-        order_by=[flagged.first_ts, flagged.unit, flagged.variant], preceding=None, following=0
+        group_by=[flagged[k] for k in keys],
+        order_by=[flagged.first_ts, flagged.unit, flagged.variant],
+        preceding=None,
+        following=0,
     )
     steps = flagged.mutate(
         bin=bin_key(flagged.first_ts, bins, until),
@@ -241,4 +259,6 @@ def _first_exposures_with_crossings(
         crossings[f"stop_n{i}"] = ibis.ifelse(crosses, steps.n, ibis.null("float64")).min()
         at = ibis.ifelse(crosses, steps.first_ts, ibis.null(steps.first_ts.type()))
         crossings[f"stop_ts{i}"] = at.min()
-    return steps.group_by(["bin", "variant"]).aggregate(new=steps.count(), other=steps.y.max(), **crossings)
+    return steps.group_by([*keys, "bin", "variant"]).aggregate(
+        new=steps.count(), other=steps.y.max(), **crossings
+    )

@@ -11,10 +11,12 @@ The records live by concept, and import only downwards (``base`` <- ``traffic``,
 - :mod:`~xpyrment_sql.results.traffic`: the traffic matrix and the traffic-drop test;
 - :mod:`~xpyrment_sql.results.srm`: the SRM tests and multiple exposure;
 - :mod:`~xpyrment_sql.results.metrics`: metric calculations and guardrails;
-- :mod:`~xpyrment_sql.results.telemetry`: a telemetry run and the alerts it dispatched.
+- :mod:`~xpyrment_sql.results.telemetry`: a telemetry run and the alerts it dispatched;
+- :mod:`~xpyrment_sql.results.fleet`: every experiment of a table, one verdict each.
 """
 
 from xpyrment_sql.results.base import Result, frozen_array, to_jsonable
+from xpyrment_sql.results.fleet import ExperimentStatus, FleetReport
 from xpyrment_sql.results.metrics import GuardrailReport, GuardrailResult, MetricResult, MetricsReport
 from xpyrment_sql.results.srm import (
     AnytimeSRMResult,
@@ -29,6 +31,8 @@ from xpyrment_sql.results.traffic import TrafficAnomalyResult, TrafficMatrix
 __all__ = [
     "AnytimeSRMResult",
     "DispatchOutcome",
+    "ExperimentStatus",
+    "FleetReport",
     "GuardrailReport",
     "GuardrailResult",
     "LiveSRMResult",

@@ -1,0 +1,82 @@
+"""Every experiment of an exposure table counted in one query, grouped by the experiment column.
+
+The traffic matrix's query (:func:`~xpyrment_sql.queries.traffic.count_table`) with the experiment
+as one more grouping key: active units per (experiment, bin, variant), first exposures per
+(experiment, variant, unit), the multiple-exposure events and, for the seed's SPRT, one ordered
+window per experiment. Each configured experiment keeps only its rows from ``start`` to ``end``;
+experiments not in the config keep all of theirs when ``others`` is set. Nothing but counts per
+experiment, bin and variant comes back.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Mapping, Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from xpyrment_sql.bins import BinSpec, Chunk
+from xpyrment_sql.queries.rows import exposures, instant
+from xpyrment_sql.queries.traffic import SprtSpec, active_units, count_table
+from xpyrment_sql.source import Source
+
+EXPERIMENT = "experiment"
+"""The experiment's column in the fleet's counts."""
+
+Window = tuple[pd.Timestamp | None, pd.Timestamp | None]
+"""An experiment's ``(start, end)``: its rows are those with ``start <= ts < end`` (``None``: open)."""
+
+
+def fleet_counts(
+    source: Source,
+    variant_col: str,
+    experiment_col: str,
+    bins: BinSpec,
+    until: pd.Timestamp | None,
+    windows: Mapping[object, Window],
+    *,
+    others: Sequence[object] | None = None,
+    chunks: Sequence[Chunk] = ((None, None),),
+    sprt: SprtSpec | None = None,
+    max_rows: int | None = None,
+) -> ir.Table:
+    """The counts of :func:`~xpyrment_sql.queries.traffic.count_table` per experiment, in one query.
+
+    Args:
+        windows: The experiments counted, by their value in ``experiment_col`` (typed like it), with
+            the time window of each.
+        others: Also count every experiment not among these ids (the whole config's), with all its
+            rows: those seen in the data but not configured. ``None`` counts only ``windows``.
+        chunks: Time chunks active units are deduplicated in (see ``bins.time_chunks``).
+        sprt: The seed's SPRT crossings, one sequence per experiment.
+        max_rows: Return at most ``max_rows + 1`` rows.
+
+    Returns:
+        :data:`EXPERIMENT` and the columns of ``count_table`` with ``last_ts`` (the latest exposure of
+        each matrix cell) and the multiple-exposure events.
+    """
+    rows = exposures(source, variant_col, until, extra={EXPERIMENT: experiment_col})
+    kept = [_inside(rows, experiment, window) for experiment, window in windows.items()]
+    if others is not None:
+        listed = [ibis.literal(experiment, type=rows[EXPERIMENT].type()) for experiment in others]
+        kept.append(rows[EXPERIMENT].notin(listed) if listed else ibis.literal(True))
+    rows = rows.filter(rows[EXPERIMENT].notnull(), functools.reduce(operator.or_, kept))
+    keys = (EXPERIMENT,)
+    active = active_units(rows, bins, until, chunks, latest=True, keys=keys)
+    firsts = rows.group_by([EXPERIMENT, "variant", "unit"]).aggregate(first_ts=rows.ts.min())
+    counts = count_table(active, firsts, bins, until, sprt=sprt, exposure=True, keys=keys)
+    return counts.limit(max_rows + 1) if max_rows is not None else counts
+
+
+def _inside(rows: ir.Table, experiment: object, window: Window) -> ir.BooleanValue:
+    """``experiment_col = experiment`` and the row inside the experiment's time window."""
+    start, end = window
+    condition = rows[EXPERIMENT] == ibis.literal(experiment, type=rows[EXPERIMENT].type())
+    if start is not None:
+        condition &= rows.ts >= instant(rows.ts, start)
+    if end is not None:
+        condition &= rows.ts < instant(rows.ts, end)
+    return condition
