@@ -271,7 +271,8 @@ def table(results: dict[int, dict[str, Any]]) -> str:
         without state; "SQL floor" computes the same counts in one hand-written DuckDB statement (the
         query alone is timed); "first run with state" builds the state from the log without its last
         hour; "next hour" reads the whole log with that state (one hour of lateness allowance),
-        with `memory_limit="2GB"` as an hourly job would set it. Seconds are timed inside the process, after imports (the library's deferred ones included).
+        with `memory_limit="2GB"` as an hourly job would set it. Seconds are timed inside the
+        process, after imports (the library's deferred ones included).
 
         """
     )

@@ -1,0 +1,233 @@
+"""check_all: every experiment of one table, one query, each experiment as its own monitor would see it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import xpyrment_sql as xs
+from xpyrment_sql.cli.main import main
+
+from conftest import make_log
+
+START = pd.Timestamp("2026-01-05")
+
+
+def fleet_log() -> pd.DataFrame:
+    """Three experiments in one table, sizes 10x apart; ``search`` loses a third of arm ``b``'s units
+    (an SRM); ``legacy`` is in the data only; unit ids overlap between experiments on purpose."""
+    checkout = make_log(units=2_000, rows=12_000, days=4, seed=1).assign(experiment="checkout")
+    search = make_log(units=600, rows=4_000, days=4, variants=("a", "b", "control"), seed=2)
+    search = search[~((search.variant == "b") & (search.unit_id // 3 % 3 == 0))].assign(experiment="search")
+    legacy = make_log(units=200, rows=1_200, days=4, seed=3).assign(experiment="legacy")
+    return pd.concat([checkout, search, legacy], ignore_index=True)
+
+
+CONFIG = """
+[defaults]
+freq = "h"
+
+[[experiment]]
+id = "checkout"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment]]
+id = "search"
+ratios = { control = 2, a = 1, b = 1 }
+start = 2026-01-06
+"""
+
+
+def comparable(report: xs.TelemetryReport) -> dict:
+    data = report.to_dict()
+    data.pop("state")
+    data.pop("dispatches")
+    return data
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "experiments.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_each_experiment_gets_what_its_own_monitor_gives_from_one_query(config, query_log):
+    log = fleet_log()
+    query_log.clear()
+    fleet = xs.LiveMonitor(log, time_col="ts").check_all(config, experiment_col="experiment")
+    assert len(query_log) == 1, "one query for every experiment"
+    assert fleet.queries == 1
+    for experiment, ratios, start in (
+        ("checkout", {"control": 1, "treatment": 1}, None),
+        ("search", {"control": 2, "a": 1, "b": 1}, pd.Timestamp("2026-01-06")),
+    ):
+        rows = log[log.experiment == experiment].drop(columns="experiment")
+        if start is not None:
+            rows = rows[rows.ts >= start]
+        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(ratios, freq="h")
+        status = fleet[experiment]
+        assert comparable(status.report) == comparable(alone)
+        assert status.units == rows.unit_id.nunique(), "units counted within the experiment only"
+        assert status.last_seen == rows.ts.max().tz_localize("UTC")
+
+
+def test_statuses_are_sorted_by_severity_and_the_unconfigured_are_listed(config):
+    fleet = xs.LiveMonitor(fleet_log(), time_col="ts").check_all(config, "experiment")
+    assert [(s.experiment, s.status) for s in fleet.experiments] == [
+        ("search", "shutoff"),
+        ("checkout", "healthy"),
+        ("legacy", "unconfigured"),
+    ]
+    assert fleet.alerting
+    legacy = fleet["legacy"]
+    assert legacy.report is None
+    assert legacy.units == fleet_log().query("experiment == 'legacy'").unit_id.nunique()
+
+
+def test_a_default_split_tests_the_unconfigured_too(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text('[defaults]\nfreq = "h"\nratios = { control = 1, treatment = 1 }\n')
+    log = fleet_log()
+    fleet = xs.LiveMonitor(log[log.experiment != "search"], time_col="ts").check_all(path, "experiment")
+    legacy = log[log.experiment == "legacy"].drop(columns="experiment")
+    alone = xs.LiveMonitor(legacy, time_col="ts").run_telemetry_checks([1, 1], freq="h")
+    assert comparable(fleet["legacy"].report) == comparable(alone)
+    assert {s.status for s in fleet.experiments} == {"healthy"}
+
+
+def test_a_configured_experiment_without_rows_since_its_start_raises_no_traffic(tmp_path, query_log):
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        CONFIG + '\n[[experiment]]\nid = "checkout-v2"\nratios = { control = 1, treatment = 1 }\n'
+        '\n[[experiment]]\nid = "late"\nfreq = "D"\nratios = { control = 1, treatment = 1 }\n'
+        "start = 2026-02-01\n"
+    )
+    log = fleet_log()
+    log.loc[log.experiment == "legacy", "experiment"] = "late"
+    query_log.clear()
+    fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
+    assert len(query_log) == 2, "one query per bin size"
+    for name in ("checkout-v2", "late"):
+        assert fleet[name].status == "no traffic"
+        assert fleet[name].alerts == ("NO_TRAFFIC",)
+
+
+def test_the_seeds_sprt_per_experiment_matches_a_single_run(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        '[defaults]\nfreq = "h"\nsequential_method = "sprt"\n'
+        '[[experiment]]\nid = "checkout"\nratios = { control = 1, treatment = 1 }\n'
+        '[[experiment]]\nid = "small"\nratios = { control = 1, treatment = 3 }\n'
+    )
+    checkout = make_log(units=3_000, rows=12_000, days=3, seed=5)
+    checkout = checkout[~((checkout.variant == "treatment") & (checkout.unit_id // 2 % 3 == 0))]
+    small = make_log(units=800, rows=3_000, days=3, seed=6)
+    small = small[(small.variant == "treatment") | (small.unit_id % 3 == 0)]
+    log = pd.concat([checkout.assign(experiment="checkout"), small.assign(experiment="small")])
+    fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
+    for name, rows, ratios in (("checkout", checkout, [1, 1]), ("small", small, [1, 3])):
+        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(
+            ratios, freq="h", sequential_method="sprt"
+        )
+        assert comparable(fleet[name].report) == comparable(alone)
+    assert fleet["checkout"].report.sequential_srm.stopped_index >= 0, "the SPRT crossed in the fleet query"
+
+
+def test_integer_experiment_ids(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text('[[experiment]]\nid = 7\nfreq = "h"\nratios = { control = 1, treatment = 1 }\n')
+    log = make_log(seed=4).assign(experiment=np.int64(7))
+    fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
+    assert fleet[7].status == "healthy"
+    path.write_text('[[experiment]]\nid = "seven"\nratios = { control = 1, treatment = 1 }\n')
+    with pytest.raises(xs.ConfigError, match=r"fleet.toml: experiment 'seven': key 'id' must be an integer"):
+        xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
+
+
+def test_ratios_that_do_not_name_the_datas_variants_are_a_config_error(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text('[[experiment]]\nid = "checkout"\nratios = { control = 1, treatmnt = 1 }\n')
+    with pytest.raises(xs.ConfigError, match=r"fleet.toml: experiment 'checkout': key 'ratios'"):
+        xs.LiveMonitor(fleet_log(), time_col="ts").check_all(path, "experiment")
+
+
+def test_a_missing_experiment_column_is_named(config):
+    with pytest.raises(xs.ColumnError, match="experiment_col"):
+        xs.LiveMonitor(fleet_log(), time_col="ts").check_all(config, "experiment_id")
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    bodies: ClassVar[list] = []
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append((self.path, json.loads(self.rfile.read(length))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Recorder.bodies = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_alerts_name_their_experiment_and_go_to_its_route(tmp_path, webhook, capsys):
+    """Through the command line: the experiment's own route and the global --webhook both receive
+    the SRM alerts, each naming the experiment; the exit code is 1; --json has one object each."""
+    data = tmp_path / "assignments.parquet"
+    fleet_log().to_parquet(data)
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        CONFIG.replace("start = 2026-01-06\n", f'start = 2026-01-06\nwebhook = "{webhook}/search"\n')
+    )
+    code = main(
+        ["check-all", str(data), "--time-col", "ts", "--experiment-col", "experiment",
+         "--config", str(path), "--webhook", f"{webhook}/all", "--json"]
+    )  # fmt: skip
+    assert code == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == ["search", "checkout", "legacy"]
+    assert printed["legacy"]["status"] == "unconfigured"
+    received = {
+        (where, body["alert_type"], body["details"]["experiment"]) for where, body in _Recorder.bodies
+    }
+    assert "SRM_SHUTOFF_TRIGGERED" in printed["search"]["alerts"]
+    assert received == {
+        (where, kind, "search") for where in ("/search", "/all") for kind in printed["search"]["alerts"]
+    }, "every alert of the search experiment, to its route and to the global one; nothing else"
+
+
+def test_the_text_table_lists_every_experiment(tmp_path, config, capsys):
+    data = tmp_path / "assignments.parquet"
+    fleet_log().to_parquet(data)
+    code = main(
+        [
+            "check-all",
+            str(data),
+            "--time-col",
+            "ts",
+            "--experiment-col",
+            "experiment",
+            "--config",
+            str(config),
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("3 experiment(s) from ")
+    assert lines[0].endswith("(1 query); 1 alerting")
+    assert [line.split()[0] for line in lines[2:]] == ["shutoff", "healthy", "unconfigured"]
