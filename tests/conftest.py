@@ -3,9 +3,12 @@ PostgreSQL server and Spark session the backend tests run on."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import ibis
@@ -103,3 +106,38 @@ def broken_log(tmp_path_factory: pytest.TempPathFactory) -> str:
 def latency_guardrails() -> list[xs.GuardrailMetric]:
     """One guardrail on the synthetic log's ``value`` column: latency must not rise by 2%."""
     return [xs.GuardrailMetric(xs.MeanMetric("latency", "value"), 0.02, direction="increase")]
+
+
+class RecordingWebhook(ThreadingHTTPServer):
+    """A real HTTP server on 127.0.0.1 answering 200 to every POST and keeping ``(path, JSON body)``."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, Any]] = []
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    server: RecordingWebhook
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append((self.path, json.loads(self.rfile.read(length))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[RecordingWebhook]:
+    """A :class:`RecordingWebhook` serving for the test."""
+    server = RecordingWebhook()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -218,3 +218,44 @@ def test_spark_checks_leave_the_catalog_as_they_found_it(open_monitor, spark):
     for check in ("telemetry", "srm_by_segment", "metrics"):
         CHECKS[check](monitor)
     assert sorted((t.name, t.isTemporary) for t in spark.catalog.listTables()) == before
+
+
+FLEET_CONFIG = """
+[defaults]
+freq = "h"
+
+[[experiment]]
+id = "ios"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment]]
+id = "android"
+ratios = { control = 1, treatment = 1 }
+sequential_method = "sprt"
+"""
+
+
+@pytest.mark.parametrize("backend", ["duckdb_parquet", "postgres", "pyspark"])
+def test_check_all_on_every_engine_counts_each_experiment_as_pandas_does(open_monitor, backend, tmp_path):
+    """The platform column stands in for the experiment: ``android`` (where treatment lost units)
+    breaks its split, ``ios`` does not, ``web`` is in the data only."""
+    config = tmp_path / "fleet.toml"
+    config.write_text(FLEET_CONFIG)
+    fleet = open_monitor(backend).check_all(config, experiment_col="platform")
+    assert fleet.queries == 2, "one query per plan: the anytime test's and the SPRT's"
+    frame = log()
+    assert [(s.experiment, s.status) for s in fleet.experiments] == [
+        ("android", "shutoff"),
+        ("ios", "healthy"),
+        ("web", "unconfigured"),
+    ]
+    for status in fleet.experiments:
+        rows = frame[frame.platform == status.experiment]
+        assert status.units == rows.unit_id.nunique()
+    for name in ("android", "ios"):
+        rows = frame[frame.platform == name]
+        units = rows.groupby("variant").unit_id.nunique()
+        report = fleet[name].report
+        assert report.traffic.units.tolist() == units.loc[list(report.traffic.variants)].tolist()
+        alone = ref.live_srm(rows, RATIOS)
+        assert report.cumulative_srm.p_value == pytest.approx(alone["p_value"], rel=1e-12)

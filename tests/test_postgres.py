@@ -155,3 +155,21 @@ def test_a_state_file_follows_a_growing_table_with_one_read_only_probe(
     finally:
         with postgres_server.connect() as admin:
             admin.execute("DROP TABLE public.growing")
+
+
+def test_check_all_runs_as_the_select_only_role(postgres_server, postgres_reader, tmp_path):
+    """The fleet's queries on PostgreSQL: SELECTs only, ``pg_class`` unchanged (platform stands in for
+    the experiment column)."""
+    user, password = postgres_reader
+    config = tmp_path / "fleet.toml"
+    config.write_text('[defaults]\nfreq = "h"\nratios = { control = 1, treatment = 1 }\n')
+    before = relation_count(postgres_server)
+    logged_before = len(postgres_server.statements_by(user))
+    monitor = xs.LiveMonitor(postgres_server.url(user, password), time_col="ts", table=f"public.{TABLE}")
+    fleet = monitor.check_all(config, experiment_col="platform")
+    assert {status.experiment for status in fleet.experiments} == {"android", "ios", "web"}
+    assert fleet["android"].status == "shutoff"
+    sent = postgres_server.statements_by(user)[logged_before:]
+    assert [s for s in sent if WRITES.search(s)] == []
+    assert relation_count(postgres_server) == before
+    monitor.source.backend.disconnect()

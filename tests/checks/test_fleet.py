@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -163,28 +160,6 @@ def test_a_missing_experiment_column_is_named(config):
         xs.LiveMonitor(fleet_log(), time_col="ts").check_all(config, "experiment_id")
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    bodies: ClassVar[list] = []
-
-    def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        type(self).bodies.append((self.path, json.loads(self.rfile.read(length))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    _Recorder.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
 def test_alerts_name_their_experiment_and_go_to_its_route(tmp_path, webhook, capsys):
     """Through the command line: the experiment's own route and the global --webhook both receive
     the SRM alerts, each naming the experiment; the exit code is 1; --json has one object each."""
@@ -192,18 +167,18 @@ def test_alerts_name_their_experiment_and_go_to_its_route(tmp_path, webhook, cap
     fleet_log().to_parquet(data)
     path = tmp_path / "fleet.toml"
     path.write_text(
-        CONFIG.replace("start = 2026-01-06\n", f'start = 2026-01-06\nwebhook = "{webhook}/search"\n')
+        CONFIG.replace("start = 2026-01-06\n", f'start = 2026-01-06\nwebhook = "{webhook.url}/search"\n')
     )
     code = main(
         ["check-all", str(data), "--time-col", "ts", "--experiment-col", "experiment",
-         "--config", str(path), "--webhook", f"{webhook}/all", "--json"]
+         "--config", str(path), "--webhook", f"{webhook.url}/all", "--json"]
     )  # fmt: skip
     assert code == 1
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == ["search", "checkout", "legacy"]
     assert printed["legacy"]["status"] == "unconfigured"
     received = {
-        (where, body["alert_type"], body["details"]["experiment"]) for where, body in _Recorder.bodies
+        (where, body["alert_type"], body["details"]["experiment"]) for where, body in webhook.bodies
     }
     assert "SRM_SHUTOFF_TRIGGERED" in printed["search"]["alerts"]
     assert received == {

@@ -9,9 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -95,34 +92,14 @@ def test_ratio_parsing():
         parse_ratios("control=1,2")
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    bodies: ClassVar[list] = []
-
-    def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        type(self).bodies.append((self.path, json.loads(self.rfile.read(length))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def test_webhook_receives_the_alerts_and_the_url_is_not_printed(broken_path, capsys):
-    _Recorder.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/hooks/SECRET-TOKEN"
-    try:
-        code = main(["check", broken_path, "--time-col", "ts", "--ratios", "1,1", "--webhook", url])
-    finally:
-        server.shutdown()
+def test_webhook_receives_the_alerts_and_the_url_is_not_printed(broken_path, capsys, webhook):
+    url = f"{webhook.url}/hooks/SECRET-TOKEN"
+    code = main(["check", broken_path, "--time-col", "ts", "--ratios", "1,1", "--webhook", url])
     captured = capsys.readouterr()
     assert code == 1
-    kinds = [body["alert_type"] for _, body in _Recorder.bodies]
+    kinds = [body["alert_type"] for _, body in webhook.bodies]
     assert kinds == ["SRM_SHUTOFF_TRIGGERED", "SEQUENTIAL_SRM_TRIGGERED"]
-    assert _Recorder.bodies[0][1]["details"]["observed_counts"] == [2000, 1600]
+    assert webhook.bodies[0][1]["details"]["observed_counts"] == [2000, 1600]
     assert "SECRET-TOKEN" not in captured.out + captured.err
 
 

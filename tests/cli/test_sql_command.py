@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -16,7 +17,7 @@ from backends import TABLE
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 EXAMPLE = ["--table", "exposures", "--time-col", "ts", "--freq", "h"]
-EXAMPLE_COLUMNS = ["--segment-col", "platform", "--metric-col", "load_ms"]
+EXAMPLE_COLUMNS = ["--segment-col", "platform", "--metric-col", "load_ms", "--experiment-col", "experiment"]
 
 
 def sql_output(capsys, *arguments: str) -> str:
@@ -34,10 +35,36 @@ def statements(text: str) -> list[tuple[str, str]]:
 def test_the_example_prints_what_the_sql_folder_holds(capsys, dialect):
     printed = sql_output(capsys, "--dialect", dialect, *EXAMPLE, *EXAMPLE_COLUMNS)
     files = [path.read_text() for path in sorted((SQL_DIR / dialect).glob("*.sql"))]
-    assert len(files) == len(statements(printed)) == 7
+    assert len(files) == len(statements(printed)) == 8
     for text in files:
         assert printed.count(text) == 1
     assert len(printed) == sum(map(len, files)) + len(files) - 1, "the queries, one blank line apart"
+
+
+def test_the_fleet_query_is_printed_for_the_experiment_column_and_runs_on_duckdb(capsys, tmp_path):
+    """The printed check-all query, run by hand on DuckDB, counts each experiment's distinct units."""
+    import duckdb
+
+    printed = sql_output(
+        capsys, "--dialect", "duckdb", "--table", "assignments", "--time-col", "ts", "--experiment-col", "exp"
+    )
+    (fleet,) = [sql for comment, sql in statements(printed) if "check_all" in comment]
+    frame = pd.DataFrame(
+        {
+            "unit_id": [1, 2, 3, 1, 4, 4],
+            "variant": ["a", "b", "a", "a", "b", "a"],
+            "ts": pd.to_datetime(["2026-01-05 01:00", "2026-01-05 02:00", "2026-01-04 00:00",
+                                  "2026-01-06 00:00", "2026-01-05 03:00", "2026-01-05 04:00"]),
+            "exp": ["checkout-redesign", "checkout-redesign", "checkout-redesign", "other", "other", "other"],
+        }
+    )  # fmt: skip
+    con = duckdb.connect()
+    con.register("assignments", frame)
+    counts = con.execute(fleet).df()
+    units = counts[counts.part == "units"].groupby("experiment")["units"].sum().to_dict()
+    assert units == {"checkout-redesign": 2, "other": 2}, "unit 3 is before the configured start"
+    multiple = counts[counts.part == "multiple"].groupby("experiment")["units"].sum().to_dict()
+    assert multiple == {"other": 1}, "unit 4 is in both arms of 'other'; unit 1 is in two experiments"
 
 
 def test_every_query_is_headed_by_the_check_it_serves(capsys):

@@ -16,13 +16,18 @@ from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.checks.incremental import probe_query
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.traffic import matrix_query
+from xpyrment_sql.queries.fleet import fleet_counts
 from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.queries.sql import compile_plan
 from xpyrment_sql.settings import Ratios, check_ratio_values
 from xpyrment_sql.source import Source
 
 PROBE_SINCE = pd.Timestamp("2026-01-05 00:00", tz="UTC")
-"""The window start the printed incremental probe uses (a run takes it from its state file)."""
+"""The window start the printed incremental probe uses (a run takes it from its state file), and
+the start of the printed fleet query's configured experiment."""
+
+FLEET_EXAMPLE = "checkout-redesign"
+"""The configured experiment of the printed fleet query (a run takes them from its config file)."""
 
 
 def check_queries(
@@ -33,6 +38,7 @@ def check_queries(
     segment_cols: Sequence[str] | None = None,
     metric_cols: Sequence[str] | None = None,
     tz: str | None = None,
+    experiment_col: str | None = None,
 ) -> dict[str, str]:
     """Every query the checks can send for ``source``, as SQL text headed by the check it serves.
 
@@ -47,6 +53,8 @@ def check_queries(
         metric_cols: Columns for the metrics query (one mean metric each); default the example's
             ``load_ms`` when the source has it.
         tz: Time zone whose local midnight starts day and week bins, as ``LiveMonitor(tz=...)``.
+        experiment_col: Column naming each row's experiment, for ``check_all``'s query; default the
+            example's ``experiment`` when the source has it.
 
     Raises:
         ParameterError: an unknown dialect or bad ratios.
@@ -59,6 +67,8 @@ def check_queries(
         segment_cols = ["platform"] if "platform" in source.schema else []
     if metric_cols is None:
         metric_cols = ["load_ms"] if "load_ms" in source.schema else []
+    if experiment_col is None and "experiment" in source.schema:
+        experiment_col = "experiment"
     plan = {
         "traffic_matrix": (
             "traffic matrix: active and first-exposure units per bin and variant, with the "
@@ -94,5 +104,20 @@ def check_queries(
         plan["metric_moments"] = (
             "per-variant moments of every metric (calculate_metrics, guardrails)",
             variant_moments(source, variant, [MomentSpec(column) for column in metric_cols], source.unit_col),
+        )
+    if experiment_col:
+        plan["fleet_traffic_matrix"] = (
+            f"every experiment at once (check_all): the traffic matrix and multiple exposure grouped "
+            f"by {experiment_col}, for a configured experiment {FLEET_EXAMPLE!r} from {PROBE_SINCE} on and "
+            "every experiment the config does not list",
+            fleet_counts(
+                source,
+                variant,
+                experiment_col,
+                bins,
+                None,
+                {FLEET_EXAMPLE: (PROBE_SINCE, None)},
+                others=[FLEET_EXAMPLE],
+            ),
         )
     return compile_plan(plan, dialect)

@@ -94,7 +94,13 @@ def check_all(args: argparse.Namespace) -> int:
 def sql(args: argparse.Namespace) -> int:
     """Print the compiled queries; nothing connects to a database."""
     source = named_source(
-        args.table, args.time_col, args.unit_col, args.variant_col, args.segment_col, args.metric_col
+        args.table,
+        args.time_col,
+        args.unit_col,
+        args.variant_col,
+        args.segment_col,
+        args.metric_col,
+        args.experiment_col,
     )
     compiled = check_queries(
         source,
@@ -104,6 +110,7 @@ def sql(args: argparse.Namespace) -> int:
         segment_cols=args.segment_col,
         metric_cols=args.metric_col,
         tz=args.tz,
+        experiment_col=args.experiment_col,
     )
     emit("\n".join(compiled.values()), end="")
     return EXIT_HEALTHY

@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "--metric-col", action="append", default=[], help="metric column for calculate_metrics (repeatable)"
     )
+    sql.add_argument("--experiment-col", help="experiment column: also print check-all's fleet query")
 
     fleet = commands.add_parser(
         "check-all", help="check every experiment of a table holding many, as a config file describes"
@@ -166,14 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fleet.add_argument("--memory-limit", help="memory budget of the embedded DuckDB, e.g. 8GB")
     fleet.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
-    fleet.add_argument("--slack", action="append", default=[], help="Slack webhook URL for every alert")
-    fleet.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for every alert")
-    fleet.add_argument(
-        "--alert-timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
-    )
+    _add_alert_arguments(fleet)
     fleet.add_argument("--json", action="store_true", help="print one JSON object per experiment")
 
     demo = commands.add_parser("demo", help="generate a log with a planted problem and check it")
@@ -242,14 +236,7 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--approx", action="store_true", help="estimate active units per bin (HyperLogLog); faster"
     )
-    command.add_argument("--slack", action="append", default=[], help="Slack webhook URL for alerts")
-    command.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for alerts")
-    command.add_argument(
-        "--alert-timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
-    )
+    _add_alert_arguments(command)
     command.add_argument(
         "--state",
         metavar="FILE",
@@ -267,4 +254,16 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
         "--verify",
         action="store_true",
         help="with --state: also recompute from the whole log and report any difference",
+    )
+
+
+def _add_alert_arguments(command: argparse.ArgumentParser) -> None:
+    """Where alerts go (``--slack``, ``--webhook``, repeatable) and how long each delivery may take."""
+    command.add_argument("--slack", action="append", default=[], help="Slack webhook URL for alerts")
+    command.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for alerts")
+    command.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
     )

@@ -33,8 +33,10 @@ EXAMPLE_SCHEMA = {
     "ts": "timestamp",
     "platform": "string",
     "load_ms": "float64",
+    "experiment": "string",
 }
-"""One row per exposure: the unit, its variant, when, and a segment and a metric column."""
+"""One row per exposure: the unit, its variant, when, a segment and a metric column, and the
+experiment (for the fleet's query)."""
 
 
 def example_source(table: str = "exposures") -> Source:
@@ -49,17 +51,20 @@ def named_source(
     variant_col: str = "variant",
     segment_cols: Sequence[str] = (),
     metric_cols: Sequence[str] = (),
+    experiment_col: str | None = None,
 ) -> Source:
     """An unbound table with the user's names (``schema.table``, ``catalog.schema.table``), to compile.
 
-    The unit is typed BIGINT, the variant and segments VARCHAR, the time TIMESTAMP and the metrics
-    DOUBLE; other types change casts at most, not the shape of a query.
+    The unit is typed BIGINT, the variant, segments and experiment VARCHAR, the time TIMESTAMP and the
+    metrics DOUBLE; other types change casts at most, not the shape of a query.
     """
-    names = [unit_col, variant_col, time_col, *segment_cols, *metric_cols]
+    experiment = [experiment_col] if experiment_col else []
+    names = [unit_col, variant_col, time_col, *segment_cols, *metric_cols, *experiment]
     if len(set(names)) != len(names):
         raise ParameterError(f"the columns {', '.join(map(repr, names))} must be distinct")
     columns = {unit_col: "int64", variant_col: "string", time_col: "timestamp"}
     columns |= dict.fromkeys(segment_cols, "string") | dict.fromkeys(metric_cols, "float64")
+    columns |= dict.fromkeys(experiment, "string")
     *qualifiers, name = table.split(".")
     if len(qualifiers) > 2 or not all([*qualifiers, name]):
         raise ParameterError(f"table={table!r} must be 'table', 'schema.table' or 'catalog.schema.table'")
