@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from html.parser import HTMLParser
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from browser import open_in_chromium
 
 import xpyrment_sql as xs
 from xpyrment_sql.cli.main import main
+from xpyrment_sql.config import read_config
+from xpyrment_sql.reporting.fleet import write_fleet_report
 
 from conftest import make_log
 
@@ -206,3 +212,80 @@ def test_the_text_table_lists_every_experiment(tmp_path, config, capsys):
     assert lines[0].startswith("3 experiment(s) from ")
     assert lines[0].endswith("(1 query); 1 alerting")
     assert [line.split()[0] for line in lines[2:]] == ["shutoff", "healthy", "unconfigured"]
+
+
+class _Page(HTMLParser):
+    """Headings, link targets, element ids and the summary table's rows of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.headings, self.links, self.ids, self.rows = [], [], set(), []
+        self._in, self._row = None, None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "a":
+            self.links.append(attributes.get("href"))
+        if tag == "tr":
+            self._row = []
+        if tag in ("h2", "td"):
+            self._in, self._text = tag, ""
+
+    def handle_data(self, data):
+        if self._in:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "h2" and self._in == "h2":
+            self.headings.append(self._text)
+        if tag == "td" and self._row is not None:
+            self._row.append(self._text)
+        if tag == "tr" and self._row:
+            self.rows.append(self._row)
+        if tag in ("h2", "td"):
+            self._in = None
+
+
+def test_the_fleet_report_opens_in_chromium_sorted_by_severity_and_linked(tmp_path, config, capsys):
+    data = tmp_path / "assignments.parquet"
+    fleet_log().to_parquet(data)
+    page = tmp_path / "fleet.html"
+    code = main(
+        ["check-all", str(data), "--time-col", "ts", "--experiment-col", "experiment",
+         "--config", str(config), "--report", str(page)]
+    )  # fmt: skip
+    assert code == 1
+    assert f"report: {page.resolve()}" in capsys.readouterr().out
+    dom, shot, requested = open_in_chromium(page, tmp_path, "fleet")
+    assert requested == set(), "opening the report requested nothing"
+    parsed = _Page()
+    parsed.feed(dom)
+    assert parsed.headings == ["Experiments", "Experiment search", "Experiment checkout"]
+    summary = [row for row in parsed.rows if row[0] in ("search", "checkout", "legacy")]
+    assert [(row[0], row[1]) for row in summary] == [
+        ("search", "shutoff"),
+        ("checkout", "healthy"),
+        ("legacy", "unconfigured"),
+    ]
+    units = fleet_log().groupby("experiment").unit_id.nunique()
+    assert summary[2][2] == f"{units['legacy']:,}"
+    assert parsed.links == ["#experiment-1", "#experiment-2"]
+    assert {"experiment-1", "experiment-2"} <= parsed.ids, "every link has its target"
+    assert dom.count("data:image/png;base64,") == 2, "each tested experiment's chart is embedded"
+    image = matplotlib.image.imread(shot)
+    assert image[..., :3].std() > 0.05, "the screenshot shows a rendered page"
+
+
+def test_the_fleet_report_as_markdown(tmp_path, config):
+    fleet = xs.LiveMonitor(fleet_log(), time_col="ts").check_all(config, "experiment")
+    path = write_fleet_report(fleet, read_config(config), tmp_path / "fleet.md")
+    text = path.read_text()
+    assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == [
+        "Experiments",
+        "Experiment search",
+        "Experiment checkout",
+    ]
+    assert "| search | shutoff |" in text
+    assert "| legacy | unconfigured |" in text

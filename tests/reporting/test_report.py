@@ -4,15 +4,13 @@ and the HTML opened in headless Chromium."""
 from __future__ import annotations
 
 import html
-import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import matplotlib.image
 import pandas as pd
 import pytest
+from browser import open_in_chromium
 
 import xpyrment_sql as xs
 from xpyrment_sql.cli.run import run_report
@@ -229,58 +227,19 @@ def test_counts_have_thousands_separators_and_expected_counts_are_integers(hosti
     assert re.match(r"\d,\d{3} distinct units \(none seen under more than one variant\) in 2 ", summary)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("chromium is not installed: run scripts/install_os_packages.sh (as root) first")
-    return found
-
-
-def _open_in_chromium(page, tmp_path, name):
-    """Load ``page`` in headless Chromium: its DOM, a screenshot, and the URLs the page requested."""
-    net_log, shot = tmp_path / f"{name}-net.json", tmp_path / f"{name}.png"
-    flags = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / (name + '-profile')}", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        '--host-resolver-rules=MAP * ~NOTFOUND', f"--log-net-log={net_log}", "--window-size=1200,2400",
-    ]  # fmt: skip
-    url = page.as_uri()
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True)
-    requested = _page_requests(net_log)
-    subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
-    return dom.stdout, shot, requested | _page_requests(net_log)
-
-
-BROWSER_INTERNAL = "not an origin"
-"""The net log's initiator of Chromium's own jobs (update checks and the like), not a page's."""
-
-
-def _page_requests(net_log) -> set[str]:
-    """URLs requested on behalf of a page (browser-internal jobs have no origin and are left out)."""
-    log = json.loads(net_log.read_text())
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return {
-        event["params"]["url"]
-        for event in log["events"]
-        if event["type"] == start
-        and event.get("params", {}).get("initiator", BROWSER_INTERNAL) != BROWSER_INTERNAL
-    }
-
-
 def test_chromium_renders_the_report_and_no_request_leaves_the_machine(run, tmp_path):
     canary = tmp_path / "canary.html"
     canary.write_text(
         '<html><head><link rel="stylesheet" href="https://fonts.example.invalid/a.css"></head>'
         '<body><h2>canary</h2><img src="http://127.0.0.1:9/pixel.png"></body></html>'
     )
-    _, _, canary_requests = _open_in_chromium(canary, tmp_path, "canary")
+    _, _, canary_requests = open_in_chromium(canary, tmp_path, "canary")
     assert canary_requests == {"https://fonts.example.invalid/a.css", "http://127.0.0.1:9/pixel.png"}, (
         "the net log sees a page's requests"
     )
 
     page = write_report(run, tmp_path / "report.html")
-    dom, shot, requested = _open_in_chromium(page, tmp_path, "report")
+    dom, shot, requested = open_in_chromium(page, tmp_path, "report")
     assert requested == set(), "opening the report requested nothing"
     outline = _Outline()
     outline.feed(dom)

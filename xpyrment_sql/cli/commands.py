@@ -30,7 +30,7 @@ from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.queries.log import recording_sql
 from xpyrment_sql.queries.sql import named_source
 from xpyrment_sql.reporting.documents import report_format, write_report
-from xpyrment_sql.reporting.fleet import fleet_json, format_fleet
+from xpyrment_sql.reporting.fleet import fleet_json, format_fleet, write_fleet_report
 from xpyrment_sql.reporting.records import MonitoringReport
 from xpyrment_sql.reporting.text import format_run
 from xpyrment_sql.settings import CheckSettings, Design
@@ -66,6 +66,8 @@ def check_all(args: argparse.Namespace) -> int:
     """Check every experiment the config file lists (and list those only in the data); exit 1 when
     any experiment alerts."""
     config = read_config(args.config)
+    if args.report:
+        report_format(args.report)
     with _progress(args) as progress:
         progress.stage("opening the source")
         monitor = LiveMonitor(
@@ -84,10 +86,15 @@ def check_all(args: argparse.Namespace) -> int:
         progress.stage("checking every experiment")
         with recording_sql(progress.on_statement):
             fleet = monitor.check_all(config, args.experiment_col)
+        if args.report:
+            progress.stage("writing the report")
+            written = write_fleet_report(fleet, config, args.report)
     if args.json:
         emit(json.dumps(fleet_json(fleet), indent=2, allow_nan=False))
     else:
         emit(format_fleet(fleet))
+    if args.report:
+        emit(f"\nreport: {written.resolve()}", sys.stderr if args.json else sys.stdout)
     return EXIT_ALERT if fleet.alerting else EXIT_HEALTHY
 
 

@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
     _add_alert_arguments(fleet)
     fleet.add_argument("--json", action="store_true", help="print one JSON object per experiment")
+    fleet.add_argument(
+        "--report", metavar="FILE", help="also write the fleet report: FILE.html (one page) or FILE.md"
+    )
 
     demo = commands.add_parser("demo", help="generate a log with a planted problem and check it")
     demo.add_argument("--out", help="folder for the generated log and report (default: a new temp folder)")

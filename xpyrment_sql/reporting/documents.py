@@ -24,7 +24,7 @@ from xpyrment_sql.reporting.sections import Block, Chart, Code, Section, Table, 
 
 FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 72rem;
        padding: 0 1rem; color: #1d2330; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
@@ -37,7 +37,7 @@ pre { background: #f6f8fa; border: 1px solid #d5d9e0; padding: 0.6rem; overflow-
 .scroll { max-height: 28rem; overflow-y: auto; display: inline-block; }
 img { max-width: 100%; border: 1px solid #d5d9e0; }
 """
-_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def report_format(path: str | Path, chosen: str | None = None) -> str:
@@ -75,24 +75,31 @@ def _title(run: MonitoringReport) -> str:
 
 def render_html(run: MonitoringReport) -> str:
     """One self-contained HTML page: inline styles, the chart as a data URI, nothing fetched."""
-    title = html.escape(_title(run))
-    stamp = html.escape(run.started_at.isoformat(timespec="seconds"))
-    body = "\n".join(_html_section(section) for section in report_sections(run))
+    body = "\n".join(html_section(section) for section in report_sections(run))
+    return html_page(_title(run), run.started_at.isoformat(timespec="seconds"), body)
+
+
+def html_page(title: str, started: str, body: str) -> str:
+    """A self-contained page around ``body`` (already HTML): the policy that forbids every fetch but
+    ``data:`` images, inline styles, and the title and run time (``started``, UTC) on top."""
+    heading, stamp = html.escape(title), html.escape(started)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{title}</h1>\n<p>Run at {stamp} (UTC) by xpyrment-sql.</p>\n{body}\n</body>\n</html>\n"
+        f"<title>{heading}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{heading}</h1>\n<p>Run at {stamp} (UTC) by xpyrment-sql.</p>\n{body}\n</body>\n</html>\n"
     )
 
 
-def _html_section(section: Section) -> str:
-    blocks = "\n".join(_html_block(block) for block in section.blocks)
-    return f"<section>\n<h2>{html.escape(section.heading)}</h2>\n{blocks}\n</section>"
+def html_section(section: Section, anchor: str | None = None) -> str:
+    """One section as HTML; ``anchor`` becomes its ``id`` (a link target)."""
+    blocks = "\n".join(html_block(block) for block in section.blocks)
+    target = f' id="{html.escape(anchor)}"' if anchor else ""
+    return f"<section{target}>\n<h2>{html.escape(section.heading)}</h2>\n{blocks}\n</section>"
 
 
-def _html_block(block: Block) -> str:
+def html_block(block: Block) -> str:
     if isinstance(block, Table):
         header = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
         rows = "".join(
@@ -124,7 +131,7 @@ def render_markdown(run: MonitoringReport, chart_file: str | None = None) -> str
     for section in report_sections(run):
         lines += ["", f"## {markdown_text(section.heading)}"]
         for block in section.blocks:
-            lines += ["", *_markdown_block(block, chart_file)]
+            lines += ["", *markdown_block(block, chart_file)]
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +149,7 @@ def markdown_text(text: str) -> str:
     return _LIST_MARKER.sub(r"\1\\\2", escaped)
 
 
-def _markdown_block(block: Block, chart_file: str | None) -> list[str]:
+def markdown_block(block: Block, chart_file: str | None) -> list[str]:
     if isinstance(block, Table):
         return [_markdown_row(block.header), "|" + "---|" * len(block.header)] + [
             _markdown_row(row) for row in block.rows

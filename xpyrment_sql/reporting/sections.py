@@ -67,10 +67,7 @@ class Section:
 def report_sections(run: MonitoringReport) -> list[Section]:
     """The report's content, format-neutral: verdicts, chart, traffic, SRM, segments, metrics, SQL, run."""
     telemetry = run.telemetry
-    verdicts = Table(
-        ("check", "status", "detail"),
-        tuple((row.name, "ALERT" if row.fired else "ok", row.detail) for row in report.check_rows(telemetry)),
-    )
+    verdicts = _checks_table(telemetry)
     lead = (
         report.outcome(telemetry),
         *report.undelivered(telemetry),
@@ -210,3 +207,24 @@ def _guardrail_blocks(guarded: GuardrailReport) -> tuple[Block, ...]:
 
 def _text(value: Any) -> str:
     return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def experiment_blocks(telemetry: TelemetryReport, chart: Chart) -> tuple[Block, ...]:
+    """One experiment of a fleet report: its outcome, checks, chart, split and newest bins."""
+    checks = _checks_table(telemetry)
+    return (
+        report.outcome(telemetry),
+        *report.judged_lines(telemetry),
+        checks,
+        chart,
+        *_srm_blocks(telemetry),
+        *_traffic_blocks(telemetry),
+    )
+
+
+def _checks_table(telemetry: TelemetryReport) -> Table:
+    """One row per check: its name, ``ALERT`` or ``ok``, and the numbers behind the verdict."""
+    return Table(
+        ("check", "status", "detail"),
+        tuple((row.name, "ALERT" if row.fired else "ok", row.detail) for row in report.check_rows(telemetry)),
+    )
