@@ -101,3 +101,17 @@ def test_incremental_benchmark_checks_every_run_against_the_full_run(tmp_path):
     assert len(rows) == 3, "two sizes in the main table, one (20k) in the whole-process table"
     assert "not run" not in rows[0]
     assert (tmp_path / "incremental-20k" / "log" / "part-1.parquet").exists(), "the log is kept for reuse"
+
+
+def test_fleet_benchmark_checks_check_all_against_the_loop(tmp_path):
+    """A small invocation of ``benchmarks.fleet``: check_all's units per experiment must equal the
+    loop of 50 monitors' (the script raises otherwise); the table has the three timings."""
+    from benchmarks import fleet
+
+    results = tmp_path / "F.md"
+    fleet.main(["--rows", "2e4", "--repeats", "1", "--data", str(tmp_path), "--results", str(results)])
+    (row,) = [line for line in results.read_text().splitlines() if line.startswith("| 20k")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 7
+    assert all(cell.endswith(("s", "x", "GiB")) for cell in cells[1:]), cells
+    assert (tmp_path / "fleet-20k.parquet").exists(), "the table is kept for reuse"

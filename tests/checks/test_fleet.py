@@ -117,6 +117,8 @@ def test_a_configured_experiment_without_rows_since_its_start_raises_no_traffic(
     query_log.clear()
     fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
     assert len(query_log) == 2, "one query per bin size"
+    names = [status.experiment for status in fleet.experiments]
+    assert sorted(names) == ["checkout", "checkout-v2", "late", "search"], "each once, in its own query"
     for name in ("checkout-v2", "late"):
         assert fleet[name].status == "no traffic"
         assert fleet[name].alerts == ("NO_TRAFFIC",)

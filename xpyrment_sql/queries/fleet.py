@@ -59,11 +59,10 @@ def fleet_counts(
         each matrix cell) and the multiple-exposure events.
     """
     rows = exposures(source, variant_col, until, extra={EXPERIMENT: experiment_col})
-    kept = [_inside(rows, experiment, window) for experiment, window in windows.items()]
-    if others is not None:
-        listed = [ibis.literal(experiment, type=rows[EXPERIMENT].type()) for experiment in others]
-        kept.append(rows[EXPERIMENT].notin(listed) if listed else ibis.literal(True))
-    rows = rows.filter(rows[EXPERIMENT].notnull(), functools.reduce(operator.or_, kept))
+    rows = rows.filter(rows[EXPERIMENT].notnull())
+    keep = _kept(rows, windows, others)
+    if keep is not None:
+        rows = rows.filter(keep)
     keys = (EXPERIMENT,)
     active = active_units(rows, bins, until, chunks, latest=True, keys=keys)
     firsts = rows.group_by([EXPERIMENT, "variant", "unit"]).aggregate(first_ts=rows.ts.min())
@@ -71,10 +70,38 @@ def fleet_counts(
     return counts.limit(max_rows + 1) if max_rows is not None else counts
 
 
+def _kept(
+    rows: ir.Table, windows: Mapping[object, Window], others: Sequence[object] | None
+) -> ir.BooleanValue | None:
+    """Which rows belong to a counted experiment (``None``: all of them).
+
+    Experiments without a time window are one ``IN`` list (with ``others``: one ``NOT IN`` list of
+    the config's other experiments), so a row meets one hash lookup plus a test per experiment that
+    has a window, not a comparison per experiment of the config (50 of them cost as much as the
+    counting at 100M rows).
+    """
+    column = rows[EXPERIMENT]
+    windowed = {experiment: window for experiment, window in windows.items() if window != (None, None)}
+    whole = [experiment for experiment in windows if experiment not in windowed]
+    branches = [_inside(rows, experiment, window) for experiment, window in windowed.items()]
+    if others is not None:
+        elsewhere = [experiment for experiment in others if experiment not in whole]
+        if not elsewhere:
+            return None
+        branches.append(column.notin([_literal(column, experiment) for experiment in elsewhere]))
+    elif whole:
+        branches.append(column.isin([_literal(column, experiment) for experiment in whole]))
+    return functools.reduce(operator.or_, branches) if branches else ibis.literal(False)
+
+
+def _literal(column: ir.Column, experiment: object) -> ir.Scalar:
+    return ibis.literal(experiment, type=column.type())
+
+
 def _inside(rows: ir.Table, experiment: object, window: Window) -> ir.BooleanValue:
     """``experiment_col = experiment`` and the row inside the experiment's time window."""
     start, end = window
-    condition = rows[EXPERIMENT] == ibis.literal(experiment, type=rows[EXPERIMENT].type())
+    condition = rows[EXPERIMENT] == _literal(rows[EXPERIMENT], experiment)
     if start is not None:
         condition &= rows.ts >= instant(rows.ts, start)
     if end is not None:
