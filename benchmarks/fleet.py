@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -36,7 +34,7 @@ from typing import Any
 import duckdb
 
 from benchmarks.generate import DATA_DIR, parse_rows, rows_label
-from benchmarks.incremental import DEFERRED, split_log
+from benchmarks.incremental import DEFERRED, launched, split_log
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = 50
@@ -90,16 +88,8 @@ def run(kind: str, path: str, config: str) -> dict[str, Any]:
 
 def measure(kind: str, path: Path, config: Path) -> tuple[float, float, dict[str, int]]:
     """Inner seconds, peak RSS (GiB) and distinct units per experiment of one fresh process."""
-    with tempfile.TemporaryDirectory() as scratch:
-        usage, out = Path(scratch) / "usage", Path(scratch) / "out.json"
-        command = [sys.executable, "-m", "benchmarks.fleet", "--run", kind, str(path), str(config), str(out)]
-        launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(usage)]
-        subprocess.run([*launcher, *command], check=True, cwd=HERE.parent, env=os.environ.copy())
-        code, rss_kb, _ = usage.read_text().split()
-        if int(code) != 0:
-            raise RuntimeError(f"the {kind} run exited with {code}")
-        result = json.loads(out.read_text())
-        return float(result["seconds"]), int(rss_kb) / 2**20, result["units"]
+    result, _, rss = launched(["benchmarks.fleet", "--run", kind, str(path), str(config)])
+    return float(result["seconds"]), rss, result["units"]
 
 
 def bench(rows: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -169,11 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(DATA_DIR), help="where logs are kept and reused")
     parser.add_argument("--loop-up-to", type=parse_rows, default=10**8)
     parser.add_argument("--results", default=str(HERE / "FLEET.md"))
-    parser.add_argument("--run", nargs=4, metavar=("KIND", "PATH", "CONFIG", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=3, metavar=("KIND", "PATH", "CONFIG"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
-        kind, path, config, out = args.run
-        Path(out).write_text(json.dumps(run(kind, path, config)))
+        kind, path, config = args.run
+        Path(args.out).write_text(json.dumps(run(kind, path, config)))
         return
     results = {rows: bench(rows, args) for rows in map(parse_rows, args.rows.split(","))}
     text = table(results)

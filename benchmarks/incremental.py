@@ -131,18 +131,25 @@ def measure(
     kind: str, target: str, state: str | None = None, memory_limit: str | None = None
 ) -> tuple[float, float, float, dict[str, Any]]:
     """Inner seconds, process wall seconds, peak RSS (GiB) and the numbers of one fresh process."""
+    arguments = ["benchmarks.incremental", "--run", kind, target]
+    arguments += ["--state", state] if state else []
+    arguments += ["--memory-limit", memory_limit] if memory_limit else []
+    result, wall, rss = launched(arguments)
+    return float(result["seconds"]), wall, rss, result["numbers"]
+
+
+def launched(arguments: list[str]) -> tuple[dict[str, Any], float, float]:
+    """Run ``python -m ARGUMENTS --out FILE`` as a fresh process through ``launch.py``: the JSON it
+    wrote to FILE, its wall seconds and its own peak RSS (GiB)."""
     with tempfile.TemporaryDirectory() as scratch:
-        report, out = Path(scratch) / "usage", Path(scratch) / "out.json"
-        command = [sys.executable, "-m", "benchmarks.incremental", "--run", kind, target, "--out", str(out)]
-        command += ["--state", state] if state else []
-        command += ["--memory-limit", memory_limit] if memory_limit else []
-        launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(report)]
+        usage, out = Path(scratch) / "usage", Path(scratch) / "out.json"
+        command = [sys.executable, "-m", *arguments, "--out", str(out)]
+        launcher = [sys.executable, "-I", "-S", str(HERE / "launch.py"), str(usage)]
         subprocess.run([*launcher, *command], check=True, cwd=HERE.parent, env=os.environ.copy())
-        code, rss_kb, wall = report.read_text().split()
+        code, rss_kb, wall = usage.read_text().split()
         if int(code) != 0:
             raise RuntimeError(f"the run exited with {code}: {' '.join(command)}")
-        result = json.loads(out.read_text())
-        return float(result["seconds"]), float(wall), int(rss_kb) / 2**20, result["numbers"]
+        return json.loads(out.read_text()), float(wall), int(rss_kb) / 2**20
 
 
 def split_log(rows: int, data: Path) -> tuple[Path, Path, Path]:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.checks.plans import check_queries
@@ -70,19 +71,7 @@ def check_all(args: argparse.Namespace) -> int:
         report_format(args.report)
     with _progress(args) as progress:
         progress.stage("opening the source")
-        monitor = LiveMonitor(
-            args.source,
-            time_col=args.time_col,
-            dispatcher=_dispatcher(args),
-            unit_col=args.unit_col,
-            variant_col=args.variant_col,
-            table=args.table,
-            until=args.until,
-            tz=args.tz,
-            time_unit=args.time_unit,
-            memory_limit=args.memory_limit,
-            threads=args.threads,
-        )
+        monitor = _monitor(args)
         progress.stage("checking every experiment")
         with recording_sql(progress.on_statement):
             fleet = monitor.check_all(config, args.experiment_col)
@@ -213,28 +202,35 @@ def _dispatcher(args: argparse.Namespace) -> WebhookAlertDispatcher | None:
 
 def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tuple[LiveMonitor, list[str]]:
     """The monitor the options describe, and the SQL sent while opening the source."""
-    dispatcher = _dispatcher(args)
     progress.stage("opening the source")
     with recording_sql(progress.on_statement) as statements:
-        monitor = LiveMonitor(
-            args.source,
-            time_col=args.time_col,
-            dispatcher=dispatcher,
-            unit_col=args.unit_col,
-            variant_col=args.variant_col,
-            table=args.table,
-            until=args.until,
-            tz=args.tz,
-            time_unit=args.time_unit,
+        monitor = _monitor(
+            args,
             exact=not args.approx,
-            memory_limit=args.memory_limit,
-            threads=args.threads,
             state=args.state,
             lateness=args.lateness,
             refresh=args.full_refresh,
             verify=args.verify,
         )
     return monitor, statements
+
+
+def _monitor(args: argparse.Namespace, **options: Any) -> LiveMonitor:
+    """The monitor of the source and alert options every checking command has, with ``options``."""
+    return LiveMonitor(
+        args.source,
+        time_col=args.time_col,
+        dispatcher=_dispatcher(args),
+        unit_col=args.unit_col,
+        variant_col=args.variant_col,
+        table=args.table,
+        until=args.until,
+        tz=args.tz,
+        time_unit=args.time_unit,
+        memory_limit=args.memory_limit,
+        threads=args.threads,
+        **options,
+    )
 
 
 def _short_source_name(args: argparse.Namespace, monitor: LiveMonitor) -> str:
