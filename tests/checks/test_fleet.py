@@ -291,3 +291,26 @@ def test_the_fleet_report_as_markdown(tmp_path, config):
     ]
     assert "| search | shutoff |" in text
     assert "| legacy | unconfigured |" in text
+
+
+def test_an_ended_or_future_experiment_raises_nothing_for_its_silence(tmp_path):
+    """At 06:30 on the day after ``checkout`` ended, its empty hours since the end are no drop (it is
+    judged at its end); ``next`` starts later and has no rows yet: not running, no alert."""
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        '[defaults]\nfreq = "h"\nratios = { control = 1, treatment = 1 }\n'
+        '[[experiment]]\nid = "checkout"\nend = 2026-01-08\n'
+        '[[experiment]]\nid = "next"\nstart = 2026-02-01\n'
+    )
+    log = make_log(units=2_000, rows=40_000, days=4, seed=8).assign(experiment="checkout")
+    until = pd.Timestamp("2026-01-08 06:30", tz="UTC")
+    fleet = xs.LiveMonitor(log, time_col="ts", until=until).check_all(path, "experiment")
+    checkout = fleet["checkout"]
+    assert checkout.alerts == ()
+    assert checkout.report.traffic.bins[-1] == pd.Timestamp("2026-01-07 23:00")
+    assert not checkout.report.traffic.unfinished, "the bin before the end is complete"
+    assert (fleet["next"].status, fleet["next"].alerts) == ("not running", ())
+    silent = xs.LiveMonitor(log[log.ts < "2026-01-08"], time_col="ts", until=until).run_telemetry_checks(
+        {"control": 1, "treatment": 1}, freq="h"
+    )
+    assert "TRAFFIC_DROP_ANOMALY" in silent.alerts_triggered, "judged at 06:30, the same rows are a drop"

@@ -138,12 +138,22 @@ def _judge(
     until: pd.Timestamp | None,
     path: str,
 ) -> ExperimentStatus:
-    """One experiment's verdict from its counts: every check, or NO_TRAFFIC without a row."""
+    """One experiment's verdict from its counts: every check, or NO_TRAFFIC without a row.
+
+    Only a running experiment is judged as one: before its ``start`` or after its ``end`` (at
+    ``until``, or now) a missing row is expected, so it is ``not running`` and raises nothing; and an
+    experiment that has ended is evaluated at its ``end``, so the empty bins after it are not a drop.
+    """
+    instant = as_utc(until) if until is not None else pd.Timestamp.now(tz="UTC")
+    ended = experiment.end is not None and experiment.end <= instant
     if counts is None or matrix_rows(counts).empty:
+        if ended or (experiment.start is not None and experiment.start > instant):
+            return ExperimentStatus(experiment.id, "not running")
         return ExperimentStatus(experiment.id, "no traffic", (AlertKind.NO_TRAFFIC.value,))
+    judged_at = experiment.end if ended else until
     try:
         report = telemetry_from_counts(
-            counts, variant_col, experiment.design, experiment.settings, bins, until
+            counts, variant_col, experiment.design, experiment.settings, bins, judged_at
         )
     except ParameterError as exc:
         raise ConfigError(f"{path}: experiment {experiment.id!r}: key 'ratios': {exc}") from None

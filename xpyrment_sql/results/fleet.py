@@ -9,9 +9,10 @@ import pandas as pd
 from xpyrment_sql.results.base import Result
 from xpyrment_sql.results.telemetry import DispatchOutcome, TelemetryReport
 
-STATUSES = ("shutoff", "alert", "no traffic", "healthy", "unconfigured")
+STATUSES = ("shutoff", "alert", "no traffic", "healthy", "not running", "unconfigured")
 """Statuses from most to least severe: an SRM (the experiment must stop), another alert, no rows since
-the experiment's start, no alert, and seen in the data but neither configured nor given a default split."""
+the experiment's start, no alert, configured but before its start or past its end without rows, and
+seen in the data but neither configured nor given a default split."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
