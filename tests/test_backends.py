@@ -228,6 +228,20 @@ freq = "h"
 id = "ios"
 ratios = { control = 1, treatment = 1 }
 
+[[experiment.guardrails]]
+name = "revenue"
+metric = "mean"
+value_col = "revenue"
+direction = "decrease"
+
+[[experiment.guardrails]]
+name = "buyers"
+metric = "proportion"
+value_col = "purchased"
+max_allowed_change = 0.05
+method = "ci"
+shutoff = true
+
 [[experiment]]
 id = "android"
 ratios = { control = 1, treatment = 1 }
@@ -242,8 +256,21 @@ def test_check_all_on_every_engine_counts_each_experiment_as_pandas_does(open_mo
     config = tmp_path / "fleet.toml"
     config.write_text(FLEET_CONFIG)
     fleet = open_monitor(backend).check_all(config, experiment_col="platform")
-    assert fleet.queries == 2, "one query per plan: the anytime test's and the SPRT's"
+    assert fleet.queries == 3, "one query per plan (the anytime test's and the SPRT's), one for guardrails"
     frame = log()
+    ios = frame[frame.platform == "ios"]
+    guarded = xs.LiveMonitor(ios, time_col="ts").check_guardrails(GUARDRAILS)
+    fleet_guarded = fleet["ios"].report.guardrails
+    assert [(g.metric_name, g.status) for g in fleet_guarded.results] == [
+        (g.metric_name, g.status) for g in guarded.results
+    ]
+    for mine, alone in zip(fleet_guarded.results, guarded.results, strict=True):
+        assert mine.relative_lift == pytest.approx(alone.relative_lift, rel=1e-9)
+        assert mine.relative_ci_lower == pytest.approx(alone.relative_ci_lower, rel=1e-9)
+    per_unit = ios.groupby(["variant", "unit_id"]).revenue.sum(min_count=1).groupby("variant").mean()
+    assert fleet_guarded.results[0].relative_lift == pytest.approx(
+        per_unit["treatment"] / per_unit["control"] - 1, rel=1e-9
+    )
     assert [(s.experiment, s.status) for s in fleet.experiments] == [
         ("android", "shutoff"),
         ("ios", "healthy"),

@@ -8,6 +8,8 @@ import pytest
 import xpyrment_sql as xs
 from xpyrment_sql.config import read_config
 
+GUARDED = "[[experiment]]\nid = 'a'\nratios = { a = 1, b = 1 }\nguardrails = "
+
 
 def write(tmp_path, text: str):
     path = tmp_path / "experiments.toml"
@@ -81,7 +83,31 @@ sequential_method = "sprt"
         ),
         ("[[experiment]]\nid = 'a'\nratios = { a = 1, b = 1 }\nfreq = 'fortnight'\n", "'freq'"),
         ("[[experiment]]\nid = 'a'\nratios = { a = 1, b = 1 }\nslack = 3\n", "key 'slack' must be a URL"),
-        ("[[experiment]]\nid = 'a'\nratios = { a = 1, b = 1 }\nguardrails = []\n", "key 'guardrails'"),
+        (
+            GUARDED + "3\n",
+            "experiment 'a': key 'guardrails' must be a list of tables",
+        ),
+        (
+            GUARDED + "[{ name = 'x', metric = 'median', value_col = 'v' }]\n",
+            "experiment 'a': guardrail #1: key 'metric' must be one of mean, proportion, ratio",
+        ),
+        (
+            GUARDED + "[{ name = 'x', metric = 'ratio', numerator_col = 'v' }]\n",
+            "experiment 'a': guardrail #1: key 'denominator_col' is missing",
+        ),
+        (
+            GUARDED + "[{ name = 'x', metric = 'mean', value_col = 'v', margin = 0.1 }]\n",
+            "experiment 'a': guardrail #1: unknown key 'margin'",
+        ),
+        (
+            GUARDED + "[{ name = 'x', metric = 'mean', value_col = 'v', direction = 'up' }]\n",
+            "experiment 'a': guardrail #1 ('x'): direction='up' must be one of",
+        ),
+        (
+            GUARDED + "[{ name = 'x', metric = 'mean', value_col = 'v' }, "
+            "{ name = 'x', metric = 'proportion', value_col = 'w' }]\n",
+            "experiment 'a': key 'guardrails': the name(s) ['x'] are used more than once",
+        ),
         ("[[experiment]\nid = 'a'\n", "is not valid TOML"),
     ],
 )
@@ -97,3 +123,49 @@ def test_a_bad_config_names_the_file_the_experiment_and_the_key(tmp_path, text, 
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(xs.ConfigError, match=r"config file '.*nowhere.toml' cannot be read"):
         read_config(tmp_path / "nowhere.toml")
+
+
+def test_guardrails_are_read_per_experiment_with_defaults(tmp_path):
+    config = read_config(
+        write(
+            tmp_path,
+            """
+[defaults]
+ratios = { control = 1, treatment = 1 }
+guardrails = [{ name = "Latency", metric = "mean", value_col = "load_ms" }]
+
+[[experiment]]
+id = "checkout"
+
+[[experiment.guardrails]]
+name = "Orders per session"
+metric = "ratio"
+numerator_col = "orders"
+denominator_col = "sessions"
+direction = "decrease"
+method = "ci"
+max_allowed_change = 0.05
+
+[[experiment.guardrails]]
+name = "Errors"
+metric = "proportion"
+value_col = "failed"
+shutoff = true
+
+[[experiment]]
+id = "search"
+""",
+        )
+    )
+    checkout, search = config.experiments
+    orders, errors = checkout.guardrails
+    assert orders == xs.GuardrailMetric(
+        xs.RatioMetric("Orders per session", "orders", "sessions"),
+        max_allowed_change=0.05,
+        direction="decrease",
+        method="ci",
+    )
+    assert errors == xs.GuardrailMetric(xs.ProportionMetric("Errors", "failed"), shutoff=True)
+    latency = xs.GuardrailMetric(xs.MeanMetric("Latency", "load_ms"))
+    assert search.guardrails == (latency,), "[defaults] guardrails fill in"
+    assert config.for_unlisted("other").guardrails == (latency,)

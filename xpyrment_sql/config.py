@@ -12,14 +12,26 @@
     start = 2026-11-20               # a TOML date or datetime, or an ISO string; naive means UTC
     slack = "https://hooks.slack.com/services/..."
 
+    [[experiment.guardrails]]        # one table per guardrail of the experiment above
+    name = "Page latency"
+    metric = "mean"
+    value_col = "load_ms"
+    max_allowed_change = 0.02
+    direction = "increase"
+    method = "ci"
+    shutoff = true
+
 An experiment's keys: ``id`` (required; a string or an integer, as the experiment column holds it),
 ``ratios`` (required unless ``[defaults]`` has them), ``control``, ``start`` and ``end`` (rows before
 ``start`` or at/after ``end`` are not the experiment's), the checks' settings (the fields of
 :class:`~xpyrment_sql.settings.CheckSettings`: ``freq``, ``window``, ``srm_alpha``, ...) and alert
-routes (``slack``, ``email``, ``webhook``: a URL or a list of them). Values set on an experiment
-replace ``[defaults]``' (routes add to them). The file is read with the standard library's
-``tomllib`` (``tomli`` on Python 3.10). Every mistake is a :class:`ConfigError` naming the file, the
-experiment and the key.
+routes (``slack``, ``email``, ``webhook``: a URL or a list of them) and ``guardrails``: a list of
+tables, each a :class:`~xpyrment_sql.checks.guardrails.GuardrailMetric` (``max_allowed_change``,
+``direction``, ``method``, ``shutoff``) around a metric named by ``name`` and ``metric``: ``"mean"``
+or ``"proportion"`` of ``value_col``, or ``"ratio"`` of ``numerator_col`` to ``denominator_col``.
+Values set on an experiment replace ``[defaults]``' (routes add to them). The file is read with
+the standard library's ``tomllib`` (``tomli`` on Python 3.10). Every mistake is a
+:class:`ConfigError` naming the file, the experiment and the key.
 """
 
 from __future__ import annotations
@@ -35,6 +47,8 @@ from typing import Any
 import pandas as pd
 
 from xpyrment_sql.bins import as_utc
+from xpyrment_sql.checks.guardrails import GuardrailMetric
+from xpyrment_sql.checks.metrics import MeanMetric, Metric, ProportionMetric, RatioMetric
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.settings import CheckSettings, Design
 
@@ -50,9 +64,18 @@ ROUTE_KEYS = ("slack", "email", "webhook")
 """Alert routes: the dispatcher's ``register_slack``, ``register_email`` and ``register_custom``."""
 
 DESIGN_KEYS = ("ratios", "control", "start", "end")
-EXPERIMENT_KEYS = ("id", *DESIGN_KEYS, *SETTING_KEYS, *ROUTE_KEYS)
-DEFAULT_KEYS = ("ratios", "control", *SETTING_KEYS, *ROUTE_KEYS)
-UNSUPPORTED = {"guardrails": "guardrails are not read from a config file yet; run them per experiment"}
+EXPERIMENT_KEYS = ("id", *DESIGN_KEYS, *SETTING_KEYS, *ROUTE_KEYS, "guardrails")
+DEFAULT_KEYS = ("ratios", "control", *SETTING_KEYS, *ROUTE_KEYS, "guardrails")
+
+METRICS: dict[str, tuple[type[Metric], tuple[str, ...]]] = {
+    "mean": (MeanMetric, ("value_col",)),
+    "proportion": (ProportionMetric, ("value_col",)),
+    "ratio": (RatioMetric, ("numerator_col", "denominator_col")),
+}
+"""A guardrail's ``metric`` kinds: the metric class and the columns it names."""
+
+GUARDRAIL_KEYS = ("max_allowed_change", "direction", "method", "shutoff")
+"""A guardrail's keys besides ``name``, ``metric`` and the metric's columns."""
 
 
 class ConfigError(ParameterError):
@@ -70,6 +93,7 @@ class ExperimentConfig:
         start: Rows before this instant are not the experiment's (``None``: from the first row).
         end: Rows at or after this instant are not the experiment's (``None``: still running).
         routes: ``(kind, url)`` alert routes, kind one of :data:`ROUTE_KEYS`.
+        guardrails: Metrics that must not move beyond their tolerated change.
     """
 
     id: str | int
@@ -78,6 +102,7 @@ class ExperimentConfig:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     routes: tuple[tuple[str, str], ...] = ()
+    guardrails: tuple[GuardrailMetric, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +116,7 @@ class FleetConfig:
         default_design: The split experiments not in the file are tested against, or ``None`` to only
             list them.
         default_routes: Alert routes of experiments not in the file.
+        default_guardrails: Guardrails of experiments not in the file (checked when they are tested).
     """
 
     path: str
@@ -98,6 +124,7 @@ class FleetConfig:
     default_settings: CheckSettings = dataclasses.field(default_factory=CheckSettings)
     default_design: Design | None = None
     default_routes: tuple[tuple[str, str], ...] = ()
+    default_guardrails: tuple[GuardrailMetric, ...] = ()
 
     def for_unlisted(self, experiment: str | int) -> ExperimentConfig | None:
         """The configuration of an experiment seen in the data but not in the file (tested only when
@@ -105,7 +132,11 @@ class FleetConfig:
         if self.default_design is None:
             return None
         return ExperimentConfig(
-            experiment, self.default_design, self.default_settings, routes=self.default_routes
+            experiment,
+            self.default_design,
+            self.default_settings,
+            routes=self.default_routes,
+            guardrails=self.default_guardrails,
         )
 
 
@@ -139,6 +170,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> FleetConfig
     default_settings = _settings(defaults, where)
     default_design = _design(defaults, where) if "ratios" in defaults else None
     default_routes = _routes(defaults, where)
+    default_guardrails = _guardrails(defaults, where)
     listed = data.get("experiment", [])
     if not isinstance(listed, list) or not all(isinstance(e, Mapping) for e in listed):
         raise ConfigError(f"{path}: experiments are [[experiment]] tables")
@@ -150,7 +182,9 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> FleetConfig
             raise ConfigError(f"{path}: experiment id {experiment.id!r} is listed twice")
         seen.add(experiment.id)
         experiments.append(experiment)
-    return FleetConfig(path, tuple(experiments), default_settings, default_design, default_routes)
+    return FleetConfig(
+        path, tuple(experiments), default_settings, default_design, default_routes, default_guardrails
+    )
 
 
 def _experiment(
@@ -181,14 +215,13 @@ def _experiment(
         start,
         end,
         default_routes + _routes(entry, where),
+        _guardrails(merged, where),
     )
 
 
 def _known(table: Mapping[str, Any], keys: tuple[str, ...], path: str, where: str) -> None:
     """Refuse keys a table may not hold, naming the first and what is allowed."""
     for key in table:
-        if key in UNSUPPORTED:
-            raise ConfigError(f"{path}: {where}: key {key!r}: {UNSUPPORTED[key]}")
         if key not in keys:
             raise ConfigError(f"{path}: {where}: unknown key {key!r}; expected one of {', '.join(keys)}")
 
@@ -224,6 +257,47 @@ def _routes(table: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]
             raise ConfigError(f"{where}: key {kind!r} must be a URL or a list of URLs")
         routes += [(kind, url) for url in urls]
     return tuple(routes)
+
+
+def _guardrails(table: Mapping[str, Any], where: str) -> tuple[GuardrailMetric, ...]:
+    """The ``guardrails`` list: each table one guardrail around a mean, proportion or ratio metric."""
+    listed = table.get("guardrails", [])
+    if not isinstance(listed, list) or not all(isinstance(entry, Mapping) for entry in listed):
+        raise ConfigError(f"{where}: key 'guardrails' must be a list of tables such as {_GUARDRAIL_EXAMPLE}")
+    guardrails = [
+        _guardrail(entry, f"{where}: guardrail #{number}") for number, entry in enumerate(listed, 1)
+    ]
+    names = [guardrail.metric.name for guardrail in guardrails]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: key 'guardrails': the name(s) {repeated} are used more than once")
+    return tuple(guardrails)
+
+
+_GUARDRAIL_EXAMPLE = '{ name = "Latency", metric = "mean", value_col = "load_ms", max_allowed_change = 0.02 }'
+
+
+def _guardrail(entry: Mapping[str, Any], where: str) -> GuardrailMetric:
+    """One guardrail table: ``name``, ``metric`` (a key of :data:`METRICS`), its columns, and the
+    :class:`GuardrailMetric` options."""
+    kind = entry.get("metric")
+    if kind not in METRICS:
+        raise ConfigError(f"{where}: key 'metric' must be one of {', '.join(METRICS)} (got {kind!r})")
+    metric_class, columns = METRICS[kind]
+    allowed = ("name", "metric", *columns, *GUARDRAIL_KEYS)
+    for key in entry:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; a {kind} guardrail takes {', '.join(allowed)}")
+    for key in ("name", *columns):
+        if key not in entry:
+            raise ConfigError(
+                f"{where}: key {key!r} is missing; a {kind} guardrail needs name, {', '.join(columns)}"
+            )
+    try:
+        metric = metric_class(entry["name"], *(entry[column] for column in columns))
+        return GuardrailMetric(metric, **{key: entry[key] for key in GUARDRAIL_KEYS if key in entry})
+    except ParameterError as exc:
+        raise ConfigError(f"{where} ({entry['name']!r}): {exc}") from None
 
 
 def _instant(table: Mapping[str, Any], key: str, where: str) -> pd.Timestamp | None:

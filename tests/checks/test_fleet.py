@@ -15,7 +15,7 @@ from browser import open_in_chromium
 import xpyrment_sql as xs
 from xpyrment_sql.cli.main import main
 from xpyrment_sql.config import read_config
-from xpyrment_sql.reporting.fleet import write_fleet_report
+from xpyrment_sql.reporting.fleet import format_fleet, write_fleet_report
 
 from conftest import make_log
 
@@ -185,9 +185,7 @@ def test_alerts_name_their_experiment_and_go_to_its_route(tmp_path, webhook, cap
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == ["search", "checkout", "legacy"]
     assert printed["legacy"]["status"] == "unconfigured"
-    received = {
-        (where, body["alert_type"], body["details"]["experiment"]) for where, body in webhook.bodies
-    }
+    received = {(where, body["alert_type"], body["details"]["experiment"]) for where, body in webhook.bodies}
     assert "SRM_SHUTOFF_TRIGGERED" in printed["search"]["alerts"]
     assert received == {
         (where, kind, "search") for where in ("/search", "/all") for kind in printed["search"]["alerts"]
@@ -314,3 +312,121 @@ def test_an_ended_or_future_experiment_raises_nothing_for_its_silence(tmp_path):
         {"control": 1, "treatment": 1}, freq="h"
     )
     assert "TRAFFIC_DROP_ANOMALY" in silent.alerts_triggered, "judged at 06:30, the same rows are a drop"
+
+
+GUARDED = """
+[defaults]
+freq = "h"
+
+[[experiment]]
+id = "checkout"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment.guardrails]]
+name = "Latency"
+metric = "mean"
+value_col = "load_ms"
+direction = "increase"
+max_allowed_change = 0.02
+shutoff = true
+
+[[experiment]]
+id = "search"
+ratios = { control = 2, a = 1, b = 1 }
+start = 2026-01-06
+
+[[experiment.guardrails]]
+name = "Orders per session"
+metric = "ratio"
+numerator_col = "orders"
+denominator_col = "sessions"
+method = "ci"
+max_allowed_change = 0.5
+
+[[experiment]]
+id = "tiny"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment.guardrails]]
+name = "Latency"
+metric = "mean"
+value_col = "load_ms"
+"""
+
+
+def guarded_log() -> pd.DataFrame:
+    """The fleet log with metric columns: checkout's treatment is 10% slower; in ``tiny`` only one
+    treatment unit has a latency (a mean and its variance need two)."""
+    rng = np.random.default_rng(11)
+    log = fleet_log()
+    tiny = make_log(units=40, rows=200, days=4, seed=12).assign(experiment="tiny")
+    log = pd.concat([log, tiny], ignore_index=True)
+    slower = (log.experiment == "checkout") & (log.variant == "treatment")
+    log["load_ms"] = rng.normal(200.0, 30.0, len(log)) * np.where(slower, 1.1, 1.0)
+    log.loc[(log.experiment == "tiny") & (log.variant == "treatment") & (log.unit_id != 1), "load_ms"] = None
+    log["orders"] = rng.poisson(1.0, len(log)).astype(float)
+    log["sessions"] = rng.integers(1, 4, len(log)).astype(float)
+    return log
+
+
+def test_guardrails_per_experiment_come_from_one_more_query(tmp_path, query_log):
+    """Every experiment's guardrails from one moments query grouped by experiment, each equal to its
+    own monitor's; a breached shutoff guardrail stops checkout; tiny's are noted as not judged."""
+    path = tmp_path / "fleet.toml"
+    path.write_text(GUARDED)
+    log = guarded_log()
+    query_log.clear()
+    fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
+    assert len(query_log) == 2, "the traffic matrix and the guardrails' moments, for every experiment"
+    assert fleet.queries == 2
+    config = read_config(path)
+    for experiment in config.experiments[:2]:
+        rows = log[log.experiment == experiment.id].drop(columns="experiment")
+        if experiment.start is not None:
+            rows = rows[rows.ts >= experiment.start.tz_localize(None)]
+        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(
+            experiment.design.expected_ratios, freq="h", guardrails=experiment.guardrails
+        )
+        status = fleet[experiment.id]
+        ours, theirs = comparable(status.report), comparable(alone)
+        fleet_guardrails, alone_guardrails = ours.pop("guardrails"), theirs.pop("guardrails")
+        assert ours == theirs
+        for mine, single in zip(fleet_guardrails["results"], alone_guardrails["results"], strict=True):
+            assert mine["status"] == single["status"]
+            for key in ("relative_lift", "relative_ci_lower", "relative_ci_upper"):
+                assert mine[key] == pytest.approx(single[key], rel=1e-9, abs=1e-12)
+    checkout = fleet["checkout"]
+    per_unit = (
+        log[log.experiment == "checkout"]
+        .groupby(["variant", "unit_id"])
+        .load_ms.sum()
+        .groupby("variant")
+        .mean()
+    )
+    lift = checkout.report.guardrails.results[0].relative_lift
+    assert lift == pytest.approx(per_unit["treatment"] / per_unit["control"] - 1, rel=1e-9)
+    assert lift > 0.05
+    assert checkout.status == "shutoff"
+    assert "GUARDRAIL_BREACH" in checkout.alerts
+    assert fleet["search"].report.guardrails.results[0].status == "ok"
+    tiny = fleet["tiny"]
+    assert tiny.report.guardrails is None
+    assert tiny.notes == (
+        "guardrails not judged: metric 'Latency': variant 'treatment' has 1 unit(s) with values; "
+        "at least 2 are needed to estimate a variance",
+    )
+    assert f"note: tiny: {tiny.notes[0]}" in format_fleet(fleet)
+    page = tmp_path / "fleet.html"
+    write_fleet_report(fleet, config, page)
+    assert "guardrails not judged: metric &#x27;Latency&#x27;" in page.read_text()
+
+
+def test_a_guardrail_column_missing_from_the_data_names_the_experiment(tmp_path, query_log):
+    path = tmp_path / "fleet.toml"
+    path.write_text(GUARDED.replace('value_col = "load_ms"\ndirection', 'value_col = "load"\ndirection'))
+    query_log.clear()
+    with pytest.raises(
+        xs.ConfigError, match=r"fleet.toml: experiment 'checkout': key 'guardrails': .*'load'"
+    ):
+        xs.LiveMonitor(guarded_log(), time_col="ts").check_all(path, "experiment")
+    assert query_log == [], "refused before any query"

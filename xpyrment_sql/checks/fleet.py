@@ -4,10 +4,12 @@ Experiments are grouped by what their query needs to know: the bin size and, for
 its design. Each group is one query (:func:`~xpyrment_sql.queries.fleet.fleet_counts`) returning
 counts per experiment, bin and variant; experiments seen in the data but not in the config ride along
 in the group of the ``[defaults]`` settings (a query of their own only when no configured experiment
-shares those settings). Each experiment's counts then go through the same statistics as a single
-experiment's run (:func:`~xpyrment_sql.checks.telemetry.telemetry_from_counts`); a configured
-experiment without rows in its window raises ``NO_TRAFFIC``. Alerts name their experiment and go to
-its routes and to the monitor's dispatcher.
+shares those settings). Guardrails add one query for every experiment that has them
+(:func:`~xpyrment_sql.queries.fleet.fleet_moments`). Each experiment's counts then go through the
+same statistics as a single experiment's run
+(:func:`~xpyrment_sql.checks.telemetry.telemetry_from_counts`); a configured experiment without rows
+in its window raises ``NO_TRAFFIC``. Alerts name their experiment and go to its routes and to the
+monitor's dispatcher.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ import pandas as pd
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.alerts.rules import AlertKind, report_alerts
 from xpyrment_sql.bins import BinSpec, as_utc
+from xpyrment_sql.checks.guardrails import judge_guardrails
+from xpyrment_sql.checks.metrics import Metric, check_metric_columns, metrics_from_moments
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.telemetry import telemetry_from_counts
 from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS, check_counts, chunks_for, matrix_rows
 from xpyrment_sql.config import ConfigError, ExperimentConfig, FleetConfig
-from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.queries.fleet import EXPERIMENT, fleet_counts
+from xpyrment_sql.errors import ColumnError, DataError, ParameterError
+from xpyrment_sql.queries.fleet import EXPERIMENT, fleet_counts, fleet_moments
 from xpyrment_sql.queries.traffic import SprtSpec
 from xpyrment_sql.results import DispatchOutcome, ExperimentStatus, FleetReport, to_jsonable
+from xpyrment_sql.results.metrics import GuardrailReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
 
@@ -63,6 +68,8 @@ def run_fleet(
         groups.setdefault(_plan(experiment.settings, experiment.design), []).append(experiment)
     default_plan = _plan(config.default_settings, config.default_design)
     groups.setdefault(default_plan, [])
+    guarded = _guardrail_moments(source, column, variant_col, config, typed, until)
+    moments = guarded or {}
     statuses: list[ExperimentStatus] = []
     for (freq, sprt), experiments in groups.items():
         if sprt is not None:
@@ -86,22 +93,24 @@ def run_fleet(
         check_counts(counts, source, variant_col, bins)
         per_experiment = {key: part.drop(columns=EXPERIMENT) for key, part in counts.groupby(EXPERIMENT)}
         for experiment in experiments:
-            rows = per_experiment.pop(typed[experiment.id], None)
-            statuses.append(_judge(experiment, rows, variant_col, bins, until, config.path))
+            key = typed[experiment.id]
+            rows = per_experiment.pop(key, None)
+            statuses.append(_judge(experiment, rows, moments.get(key), variant_col, bins, until, config.path))
         if others is not None:
             for key, rows in per_experiment.items():
                 unlisted = config.for_unlisted(key)
                 if unlisted is None:
                     statuses.append(_unconfigured(key, rows))
                 else:
-                    statuses.append(_judge(unlisted, rows, variant_col, bins, until, config.path))
+                    inputs = moments.get(key)
+                    statuses.append(_judge(unlisted, rows, inputs, variant_col, bins, until, config.path))
     routes = {experiment.id: experiment.routes for experiment in config.experiments}
     statuses = [
         _dispatched(status, routes.get(status.experiment, config.default_routes), dispatcher)
         for status in statuses
     ]
     statuses.sort(key=lambda status: (status.severity, str(status.experiment)))
-    return FleetReport(tuple(statuses), config.path, len(groups))
+    return FleetReport(tuple(statuses), config.path, len(groups) + (guarded is not None))
 
 
 def _plan(settings: CheckSettings, design: Design | None) -> Plan:
@@ -110,6 +119,89 @@ def _plan(settings: CheckSettings, design: Design | None) -> Plan:
         return settings.freq, None
     shares = sprt_shares_for_ratios(design.expected_ratios)
     return settings.freq, sprt_query(shares, SPRT_DELTA, settings.sequential_alpha)
+
+
+def _guardrail_moments(
+    source: Source,
+    column: str,
+    variant_col: str,
+    config: FleetConfig,
+    typed: Mapping[str | int, object],
+    until: pd.Timestamp | None,
+) -> dict[object, GuardrailInputs] | None:
+    """Every guarded experiment's metric moments from one query, by the experiment's typed id
+    (``None``: no experiment has guardrails, no query ran).
+
+    The query computes the union of all experiments' guarded metrics (each experiment then reads
+    its own by position); it runs only when some experiment has guardrails, and covers unlisted
+    experiments when ``[defaults]`` gives them a split and guardrails.
+
+    Raises:
+        ConfigError: a guardrail names a column that is missing or not numeric/boolean.
+    """
+    guarded = [experiment for experiment in config.experiments if experiment.guardrails]
+    test_others = bool(config.default_guardrails) and config.default_design is not None
+    if not guarded and not test_others:
+        return None
+    named = [(f"experiment {e.id!r}", e.guardrails) for e in guarded]
+    if test_others:
+        named.append(("[defaults]", config.default_guardrails))
+    for where, guardrails in named:
+        try:
+            check_metric_columns(source, [g.metric for g in guardrails], variant_col, source.unit_col, None)
+        except ColumnError as exc:
+            raise ConfigError(f"{config.path}: {where}: key 'guardrails': {exc}") from None
+    metrics = list(dict.fromkeys(g.metric for _, guardrails in named for g in guardrails))
+    query = fleet_moments(
+        source,
+        variant_col,
+        column,
+        [metric.spec for metric in metrics],
+        until,
+        {typed[e.id]: (e.start, e.end) for e in guarded},
+        others=list(typed.values()) if test_others else None,
+    )
+    frame = source.execute(query, "the fleet's guardrail moments (check_all)")
+    positions = {metric: index for index, metric in enumerate(metrics)}
+    return {
+        key: GuardrailInputs(part.drop(columns=EXPERIMENT), positions, source.unit_col)
+        for key, part in frame.groupby(EXPERIMENT)
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardrailInputs:
+    """One experiment's rows of the fleet's moments query, where each metric sits in it, and the
+    unit column the metrics were summed over."""
+
+    moments: pd.DataFrame
+    positions: Mapping[Metric, int]
+    unit_col: str | None
+
+    def judge(
+        self, experiment: ExperimentConfig, variant_col: str
+    ) -> tuple[GuardrailReport | None, str | None]:
+        """The experiment's guardrails judged, or ``None`` and why they cannot be yet.
+
+        Data that cannot be compared (an arm with fewer than two units with values, a NaN) is not
+        an error for the whole fleet: the other checks and experiments still run, and the reason
+        is noted on the experiment's status.
+        """
+        if not experiment.guardrails:
+            return None, None
+        metrics = [g.metric for g in experiment.guardrails]
+        try:
+            report = metrics_from_moments(
+                self.moments,
+                metrics,
+                variant_col,
+                experiment.design.control,
+                self.unit_col,
+                positions=[self.positions[metric] for metric in metrics],
+            )
+        except DataError as exc:
+            return None, f"guardrails not judged: {exc}"
+        return judge_guardrails(experiment.guardrails, report), None
 
 
 def _typed_id(experiment: str | int, source: Source, column: str, path: str) -> object:
@@ -133,6 +225,7 @@ def _typed_id(experiment: str | int, source: Source, column: str, path: str) -> 
 def _judge(
     experiment: ExperimentConfig,
     counts: pd.DataFrame | None,
+    guardrail_inputs: GuardrailInputs | None,
     variant_col: str,
     bins: BinSpec,
     until: pd.Timestamp | None,
@@ -151,15 +244,21 @@ def _judge(
             return ExperimentStatus(experiment.id, "not running")
         return ExperimentStatus(experiment.id, "no traffic", (AlertKind.NO_TRAFFIC.value,))
     judged_at = experiment.end if ended else until
+    guarded, note = (
+        (None, None) if guardrail_inputs is None else guardrail_inputs.judge(experiment, variant_col)
+    )
     try:
         report = telemetry_from_counts(
-            counts, variant_col, experiment.design, experiment.settings, bins, judged_at
+            counts, variant_col, experiment.design, experiment.settings, bins, judged_at, guarded
         )
     except ParameterError as exc:
         raise ConfigError(f"{path}: experiment {experiment.id!r}: key 'ratios': {exc}") from None
     status = "shutoff" if report.shutoff_triggered else "alert" if report.alerts_triggered else "healthy"
     units, last_seen = _seen(counts)
-    return ExperimentStatus(experiment.id, status, report.alerts_triggered, units, last_seen, report)
+    notes = () if note is None else (note,)
+    return ExperimentStatus(
+        experiment.id, status, report.alerts_triggered, units, last_seen, report, notes=notes
+    )
 
 
 def _unconfigured(experiment: object, counts: pd.DataFrame) -> ExperimentStatus:

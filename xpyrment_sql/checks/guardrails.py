@@ -171,6 +171,11 @@ def check_guardrails(
         alpha=alpha,
         until=until,
     )
+    return judge_guardrails(guardrails, report)
+
+
+def judge_guardrails(guardrails: Sequence[GuardrailMetric], report: MetricsReport) -> GuardrailReport:
+    """Every guardrail on every treatment arm of ``report`` (which holds every guarded metric)."""
     results = tuple(
         g.evaluate(report.get(g.metric.name, treatment))
         for g in guardrails

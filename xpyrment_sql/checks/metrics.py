@@ -182,11 +182,31 @@ def calculate_metrics(
     check_alpha(alpha)
     if until is not None and not source.time_col:
         raise ParameterError("until= needs a source opened with a time column (open_source(time_col=...))")
-    _check_columns(source, metrics, variant_col, unit_col, covariate_col)
+    check_metric_columns(source, metrics, variant_col, unit_col, covariate_col)
     query = moments.variant_moments(
         source, variant_col, [m.spec for m in metrics], unit_col, covariate_col, until
     )
     frame = source.execute(query, "the metric moments query (calculate_metrics, guardrails)")
+    return metrics_from_moments(frame, metrics, variant_col, control, unit_col, covariate_col, alpha=alpha)
+
+
+def metrics_from_moments(
+    frame: pd.DataFrame,
+    metrics: Sequence[Metric],
+    variant_col: str,
+    control: Any = None,
+    unit_col: str | None = None,
+    covariate_col: str | None = None,
+    *,
+    alpha: float = 0.05,
+    positions: Sequence[int] | None = None,
+) -> MetricsReport:
+    """Every metric, every treatment arm against control, from the moments query's rows (no query).
+
+    ``frame`` holds :func:`~xpyrment_sql.queries.moments.variant_moments`' columns, one row per
+    variant; ``positions`` are the metrics' indices in that query (default ``0, 1, ...``: the query
+    was built for exactly ``metrics``). Raises what :func:`calculate_metrics` raises for the data.
+    """
     frame = frame.sort_values(moments.VARIANT).set_index(moments.VARIANT)
     if covariate_col is not None and unit_col is not None:
         conflicts = int(frame[moments.COVARIATE_CONFLICTS].sum())
@@ -200,7 +220,7 @@ def calculate_metrics(
     control = _resolve_control(variants, control, variant_col)
     treatments = tuple(v for v in variants if v != control)
     results: list[MetricResult] = []
-    for index, metric in enumerate(metrics):
+    for index, metric in zip(positions or range(len(metrics)), metrics, strict=True):
         arms = {v: _arm_moments(frame, index, metric, v) for v in variants}
         results.extend(
             compare(
@@ -238,7 +258,7 @@ def _distinct_metrics(metrics: Sequence[Metric]) -> list[Metric]:
     return distinct
 
 
-def _check_columns(
+def check_metric_columns(
     source: Source,
     metrics: Sequence[Metric],
     variant_col: str,

@@ -3,10 +3,10 @@
 The traffic matrix's query (:func:`~xpyrment_sql.queries.traffic.count_table`) with the experiment
 as one more grouping key: active units per (experiment, bin, variant), first exposures per
 (experiment, variant, unit), the multiple-exposure events and, for the seed's SPRT, one ordered
-window per experiment. Each configured experiment keeps only its rows from ``start`` to ``end``;
-experiments not in the config keep all of theirs when ``others`` is set. Nothing but counts per
-experiment, bin and variant comes back.
-"""
+window per experiment. The guardrails' metric moments are one more query grouped the same way
+(:func:`fleet_moments`). Each configured experiment keeps only its rows from ``start`` to ``end``;
+experiments not in the config keep all of theirs when ``others`` is set. Nothing but counts or
+moments per experiment, bin and variant comes back."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from xpyrment_sql.bins import BinSpec, Chunk
+from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.queries.rows import exposures, instant
 from xpyrment_sql.queries.traffic import SprtSpec, active_units, count_table
 from xpyrment_sql.source import Source
@@ -60,7 +61,7 @@ def fleet_counts(
     """
     rows = exposures(source, variant_col, until, extra={EXPERIMENT: experiment_col})
     rows = rows.filter(rows[EXPERIMENT].notnull())
-    keep = _kept(rows, windows, others)
+    keep = kept(rows[EXPERIMENT], rows.ts, windows, others)
     if keep is not None:
         rows = rows.filter(keep)
     keys = (EXPERIMENT,)
@@ -70,20 +71,49 @@ def fleet_counts(
     return counts.limit(max_rows + 1) if max_rows is not None else counts
 
 
-def _kept(
-    rows: ir.Table, windows: Mapping[object, Window], others: Sequence[object] | None
+def fleet_moments(
+    source: Source,
+    variant_col: str,
+    experiment_col: str,
+    specs: Sequence[MomentSpec],
+    until: pd.Timestamp | None,
+    windows: Mapping[object, Window],
+    *,
+    others: Sequence[object] | None = None,
+) -> ir.Table:
+    """The guardrails' per-variant moments (:func:`~xpyrment_sql.queries.moments.variant_moments`,
+    summed per unit) of every experiment in one query: one row per (experiment, variant).
+
+    ``specs`` are every experiment's guarded metrics together; each experiment reads its own from
+    the row (the others come back too, computed over its units, unused). Rows are kept as in
+    :func:`fleet_counts`: each experiment's within its window, ``others`` with all of theirs.
+    """
+    table = source.table
+    column = table[experiment_col]
+    keep = kept(column, source.timestamp(), windows, others)
+    keep = column.notnull() if keep is None else column.notnull() & keep
+    return variant_moments(
+        source, variant_col, specs, source.unit_col, until=until, keys={EXPERIMENT: experiment_col}, keep=keep
+    )
+
+
+def kept(
+    column: ir.Column,
+    ts: ir.TimestampValue,
+    windows: Mapping[object, Window],
+    others: Sequence[object] | None,
 ) -> ir.BooleanValue | None:
-    """Which rows belong to a counted experiment (``None``: all of them).
+    """Which rows belong to a counted experiment (``None``: all of them), from the experiment
+    ``column`` and the row's time ``ts``.
 
     Experiments without a time window are one ``IN`` list (with ``others``: one ``NOT IN`` list of
     the config's other experiments), so a row meets one hash lookup plus a test per experiment that
     has a window, not a comparison per experiment of the config (50 of them cost as much as the
     counting at 100M rows).
     """
-    column = rows[EXPERIMENT]
     windowed = {experiment: window for experiment, window in windows.items() if window != (None, None)}
     whole = [experiment for experiment in windows if experiment not in windowed]
-    branches = [_inside(rows, experiment, window) for experiment, window in windowed.items()]
+    branches = [_inside(column, ts, experiment, window) for experiment, window in windowed.items()]
     if others is not None:
         elsewhere = [experiment for experiment in others if experiment not in whole]
         if not elsewhere:
@@ -98,12 +128,12 @@ def _literal(column: ir.Column, experiment: object) -> ir.Scalar:
     return ibis.literal(experiment, type=column.type())
 
 
-def _inside(rows: ir.Table, experiment: object, window: Window) -> ir.BooleanValue:
+def _inside(column: ir.Column, ts: ir.TimestampValue, experiment: object, window: Window) -> ir.BooleanValue:
     """``experiment_col = experiment`` and the row inside the experiment's time window."""
     start, end = window
-    condition = rows[EXPERIMENT] == _literal(rows[EXPERIMENT], experiment)
+    condition = column == _literal(column, experiment)
     if start is not None:
-        condition &= rows.ts >= instant(rows.ts, start)
+        condition &= ts >= instant(ts, start)
     if end is not None:
-        condition &= rows.ts < instant(rows.ts, end)
+        condition &= ts < instant(ts, end)
     return condition

@@ -38,7 +38,7 @@ import dataclasses
 import functools
 import operator
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -86,6 +86,9 @@ def variant_moments(
     unit_col: str | None = None,
     covariate_col: str | None = None,
     until: pd.Timestamp | None = None,
+    *,
+    keys: Mapping[str, str] | None = None,
+    keep: ir.BooleanValue | None = None,
 ) -> ir.Table:
     """Per-variant count, means, variances and covariances of every metric: one grouped query.
 
@@ -102,33 +105,39 @@ def variant_moments(
         unit_col: Unit column to sum over first, or ``None`` when rows are already units.
         covariate_col: Pre-period covariate column for CUPED, or ``None``.
         until: Ignore rows at or after this instant, as every check does (needs the source's time column).
+        keys: More grouping keys, output name -> column (the fleet's experiment): one row per
+            (keys, variant).
+        keep: Only rows where this condition (an expression on ``source.table``) holds.
 
     Returns:
-        One row per variant: column ``variant``, the ``moment_column`` statistics (``m{i}__shift``
-        among them), ``nonfinite_column`` counts of every column read and, with a unit and a
+        One row per variant (and ``keys``): column ``variant``, the ``moment_column`` statistics
+        (``m{i}__shift`` among them), ``nonfinite_column`` counts of every column read and, with a unit and a
         covariate, ``COVARIATE_CONFLICTS``.
     """
     table = source.table
-    keep = table[variant_col].notnull()
+    rows_kept = table[variant_col].notnull()
     if unit_col is not None:
-        keep &= table[unit_col].notnull()
+        rows_kept &= table[unit_col].notnull()
     if until is not None:
         ts = source.timestamp()
-        keep &= before(ts, until)
-    rows = table.filter(keep)
+        rows_kept &= before(ts, until)
+    if keep is not None:
+        rows_kept &= keep
+    rows = table.filter(rows_kept)
+    grouping = {name: rows[column].name(name) for name, column in (keys or {}).items()}
     value_cols = sorted({s.numerator for s in specs} | {s.denominator for s in specs if s.denominator})
     values = {_value_name(col): _as_float(rows[col], source) for col in value_cols}
     aggregates: dict[str, ir.Scalar] = {}
     if unit_col is None:
         extra = {} if covariate_col is None else {_COVARIATE: _as_float(rows[covariate_col], source)}
-        units = rows.select(**{VARIANT: rows[variant_col]}, **values, **extra)
+        units = rows.select(**grouping, **{VARIANT: rows[variant_col]}, **values, **extra)
     else:
         per_unit = {name: value.sum() for name, value in values.items()}
         if covariate_col is not None:
             covariate = _as_float(rows[covariate_col], source)
             per_unit |= {_COVARIATE: covariate.max(), _COVARIATE_LOW: covariate.min()}
-        keys = [rows[variant_col].name(VARIANT), rows[unit_col].name("unit__key")]
-        units = rows.group_by(keys).aggregate(**per_unit)
+        unit_keys = [rows[variant_col].name(VARIANT), rows[unit_col].name("unit__key")]
+        units = rows.group_by([*grouping.values(), *unit_keys]).aggregate(**per_unit)
     shifts = _shifts(source, specs, covariate_col)
     if shifts is not None:
         units = units.cross_join(shifts)
@@ -142,7 +151,7 @@ def variant_moments(
         aggregates[nonfinite_column(column)] = units.count(where=_non_finite(value))
     for index, spec in enumerate(specs):
         aggregates |= _metric_moments(units, index, spec, covariate_col is not None)
-    return units.group_by(VARIANT).aggregate(**aggregates)
+    return units.group_by([*grouping, VARIANT]).aggregate(**aggregates)
 
 
 def _shifts(source: Source, specs: Sequence[MomentSpec], covariate_col: str | None) -> ir.Table | None:

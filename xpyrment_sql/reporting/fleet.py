@@ -28,7 +28,8 @@ from xpyrment_sql.results import ExperimentStatus, FleetReport
 
 
 def format_fleet(fleet: FleetReport) -> str:
-    """A table of every experiment, most severe first: status, units, last exposure, alerts.
+    """A table of every experiment, most severe first: status, units, last exposure, alerts; then
+    what was not judged and why.
 
     Examples:
         >>> from xpyrment_sql.results import ExperimentStatus
@@ -58,7 +59,8 @@ def format_fleet(fleet: FleetReport) -> str:
         ).rstrip()
         for row in rows
     ]
-    return "\n".join([head, *lines])
+    notes = [f"note: {status.experiment}: {note}" for status in fleet.experiments for note in status.notes]
+    return "\n".join([head, *lines, *notes])
 
 
 def fleet_json(fleet: FleetReport) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def fleet_sections(fleet: FleetReport, config: FleetConfig) -> list[Section]:
             traffic_png(status.report.traffic, ratios, window=window) if ratios is not None else (None, "")
         )
         blocks = experiment_blocks(status.report, Chart(png, note))
-        sections.append(Section(f"Experiment {status.experiment}", blocks))
+        sections.append(Section(f"Experiment {status.experiment}", (*status.notes, *blocks)))
     return sections
 
 

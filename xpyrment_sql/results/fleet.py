@@ -27,6 +27,7 @@ class ExperimentStatus(Result):
         last_seen: Its latest exposure, or ``None`` without rows.
         report: Every check's record, or ``None`` when it was not tested (no traffic, unconfigured).
         dispatches: The alerts delivered to its routes.
+        notes: What was not judged and why (guardrails whose data cannot be compared yet).
     """
 
     experiment: str | int
@@ -36,6 +37,7 @@ class ExperimentStatus(Result):
     last_seen: pd.Timestamp | None = None
     report: TelemetryReport | None = None
     dispatches: tuple[DispatchOutcome, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def severity(self) -> int:
