@@ -169,6 +169,20 @@ def test_check_all_runs_as_the_select_only_role(postgres_server, postgres_reader
     fleet = monitor.check_all(config, experiment_col="platform")
     assert {status.experiment for status in fleet.experiments} == {"android", "ios", "web"}
     assert fleet["android"].status == "shutoff"
+    builds = []
+    for _ in range(2):
+        kept = xs.LiveMonitor(
+            postgres_server.url(user, password),
+            time_col="ts",
+            table=f"public.{TABLE}",
+            state=tmp_path / "fleet-state.duckdb",
+        )
+        again = kept.check_all(config, experiment_col="platform")
+        kept.source.backend.disconnect()
+        for status in fleet.experiments:
+            assert again[status.experiment].report.traffic.to_dict() == status.report.traffic.to_dict()
+        builds.append(again["ios"].report.state.full_build)
+    assert builds == [True, False], "the second run probed the window with the local state file"
     sent = postgres_server.statements_by(user)[logged_before:]
     assert [s for s in sent if WRITES.search(s)] == []
     assert relation_count(postgres_server) == before

@@ -6,16 +6,20 @@ import json
 import re
 from html.parser import HTMLParser
 
+import ibis
 import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 from browser import open_in_chromium
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import xpyrment_sql as xs
 from xpyrment_sql.cli.main import main
 from xpyrment_sql.config import read_config
 from xpyrment_sql.reporting.fleet import format_fleet, write_fleet_report
+from xpyrment_sql.state import StateMismatchError
 
 from conftest import make_log
 
@@ -430,3 +434,113 @@ def test_a_guardrail_column_missing_from_the_data_names_the_experiment(tmp_path,
     ):
         xs.LiveMonitor(guarded_log(), time_col="ts").check_all(path, "experiment")
     assert query_log == [], "refused before any query"
+
+
+STATEFUL = """
+[defaults]
+freq = "h"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment]]
+id = "checkout"
+ratios = { control = 1, treatment = 1 }
+
+[[experiment]]
+id = "search"
+freq = "D"
+ratios = { control = 2, a = 1, b = 1 }
+start = 2026-01-06
+end = 2026-01-08T06:00:00
+"""
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    cuts=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=3, unique=True),
+    lateness_minutes=st.sampled_from([0, 90]),
+    engine=st.sampled_from(["embedded", "probe"]),
+)
+def test_a_fleet_state_file_gives_every_experiment_the_full_runs_results(
+    tmp_path_factory, seed, cuts, lateness_minutes, engine
+):
+    """One state file for every experiment (two bin sizes, a windowed experiment, an unlisted one
+    tested by the default split): after each random append, with rows late within the allowance,
+    every experiment's record equals a full check_all's."""
+    folder = tmp_path_factory.mktemp("fleet")
+    config = folder / "fleet.toml"
+    config.write_text(STATEFUL)
+    log = fleet_log()
+    rng = np.random.default_rng(seed)
+    delay = pd.to_timedelta(rng.integers(0, max(lateness_minutes, 1) * 60, len(log)), unit="s")
+    log = log.assign(arrived=log.ts + delay)
+    state = folder / "fleet-state.duckdb"
+    span = log.arrived.max() - START
+    incremental = 0
+    for cut in [*sorted(cuts), 1.0]:
+        now = START + span * cut + pd.Timedelta(seconds=1)
+        arrived = log[log.arrived < now].drop(columns="arrived")
+        source: object = arrived
+        if engine == "probe":
+            users = ibis.duckdb.connect()
+            source = users.create_table("log", arrived)
+        kept = xs.LiveMonitor(
+            source, time_col="ts", until=now, state=state, lateness=pd.Timedelta(minutes=lateness_minutes)
+        ).check_all(config, "experiment")
+        full = xs.LiveMonitor(arrived, time_col="ts", until=now).check_all(config, "experiment")
+        assert [(s.experiment, s.status, s.units) for s in kept.experiments] == [
+            (s.experiment, s.status, s.units) for s in full.experiments
+        ]
+        for mine, theirs in zip(kept.experiments, full.experiments, strict=True):
+            if theirs.report is not None:
+                assert comparable(mine.report) == comparable(theirs.report), (cut, mine.experiment)
+                incremental += not mine.report.state.full_build
+        if engine == "probe":
+            written = users.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            assert written == [("log",)], "nothing is written to the user's database"
+    assert incremental >= 1
+
+
+def test_a_fleet_state_file_is_tied_to_the_experiments_and_verify_compares_each(tmp_path):
+    log = fleet_log()
+    config, state = tmp_path / "fleet.toml", tmp_path / "fleet-state.duckdb"
+    config.write_text(STATEFUL)
+    first = xs.LiveMonitor(log, time_col="ts", state=state).check_all(config, "experiment")
+    assert first["checkout"].report.state.full_build
+    verified = xs.LiveMonitor(log, time_col="ts", state=state, verify=True).check_all(config, "experiment")
+    assert verified["checkout"].report.state.verified is True
+    assert not verified["checkout"].report.state.full_build
+    late = log.iloc[:50].assign(ts=START + pd.Timedelta(hours=1), experiment="checkout")
+    grown = pd.concat([log, late], ignore_index=True)
+    checked = xs.LiveMonitor(grown, time_col="ts", state=state, verify=True).check_all(config, "experiment")
+    assert checked["checkout"].report.state.verified is False, "rows older than the allowance are found"
+    assert checked["checkout"].report.state.differences
+    assert checked["search"].report.state.verified is True
+    config.write_text(STATEFUL.replace("start = 2026-01-06", "start = 2026-01-07"))
+    with pytest.raises(StateMismatchError, match=r"experiment 'search': 'freq=D start=2026-01-06"):
+        xs.LiveMonitor(log, time_col="ts", state=state).check_all(config, "experiment")
+    rebuilt = xs.LiveMonitor(log, time_col="ts", state=state, refresh=True).check_all(config, "experiment")
+    assert rebuilt["search"].report.state.full_build
+    sprt = 'id = "checkout"\nsequential_method = "sprt"\n'
+    config.write_text(
+        STATEFUL.replace("start = 2026-01-06", "start = 2026-01-07").replace('id = "checkout"\n', sprt)
+    )
+    with pytest.raises(
+        xs.ParameterError, match=r"experiment\(s\) \['checkout'\] use sequential_method='sprt'"
+    ):
+        xs.LiveMonitor(log, time_col="ts", state=state).check_all(config, "experiment")
+
+
+def test_check_all_keeps_a_state_file_from_the_command_line(tmp_path, capsys):
+    data, state, config = tmp_path / "assignments.parquet", tmp_path / "fleet.duckdb", tmp_path / "fleet.toml"
+    fleet_log().to_parquet(data)
+    config.write_text(STATEFUL)
+    arguments = ["check-all", str(data), "--time-col", "ts", "--experiment-col", "experiment",
+                 "--config", str(config), "--state", str(state), "--lateness", "2h", "--json"]  # fmt: skip
+    builds = []
+    for _ in range(2):
+        main(arguments)
+        printed = json.loads(capsys.readouterr().out)
+        builds.append(printed["checkout"]["report"]["state"]["full_build"])
+    assert builds == [True, False]
+    assert printed["checkout"]["report"]["state"]["state_path"] == str(state)

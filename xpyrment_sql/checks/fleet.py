@@ -14,8 +14,9 @@ monitor's dispatcher.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -24,18 +25,21 @@ from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 from xpyrment_sql.alerts.rules import AlertKind, report_alerts
 from xpyrment_sql.bins import BinSpec, as_utc
 from xpyrment_sql.checks.guardrails import judge_guardrails
+from xpyrment_sql.checks.incremental import StateSettings, differ, fingerprint, incremental_counts
 from xpyrment_sql.checks.metrics import Metric, check_metric_columns, metrics_from_moments
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.telemetry import telemetry_from_counts
 from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS, check_counts, chunks_for, matrix_rows
 from xpyrment_sql.config import ConfigError, ExperimentConfig, FleetConfig
 from xpyrment_sql.errors import ColumnError, DataError, ParameterError
-from xpyrment_sql.queries.fleet import EXPERIMENT, fleet_counts, fleet_moments
+from xpyrment_sql.queries.fleet import EXPERIMENT, Window, fleet_counts, fleet_moments, fleet_rows
 from xpyrment_sql.queries.traffic import SprtSpec
-from xpyrment_sql.results import DispatchOutcome, ExperimentStatus, FleetReport, to_jsonable
+from xpyrment_sql.results import DispatchOutcome, ExperimentStatus, FleetReport, StateRun, to_jsonable
 from xpyrment_sql.results.metrics import GuardrailReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
+from xpyrment_sql.state import StateStore
+from xpyrment_sql.state.store import StateScope
 
 Plan = tuple[str, SprtSpec | None]
 """What one fleet query is built for: the bin size and the SPRT's design (None: no SPRT)."""
@@ -50,13 +54,21 @@ def run_fleet(
     *,
     tz: str | None = None,
     dispatcher: WebhookAlertDispatcher | None = None,
+    state: StateSettings | None = None,
 ) -> FleetReport:
     """Check every experiment of ``config`` (and list those only in the data) at the instant ``until``.
+
+    With ``state``, every plan's counts come from one state file plus the rows since its watermark
+    (:mod:`xpyrment_sql.checks.incremental`, one namespace of the file per plan), exactly as a full
+    run's; the file is tied to the config's experiments, bin sizes and windows (see
+    :func:`fleet_fingerprint`).
 
     Raises:
         ColumnError: ``experiment_col`` is missing.
         ConfigError: an id cannot be a value of ``experiment_col``, or an experiment's ratios do not
             name its variants in the data.
+        ParameterError: ``state`` with an experiment checked by the seed's SPRT.
+        StateMismatchError: the state file was built for another config (and ``state.refresh`` is off).
     """
     column = source.require_column(experiment_col, "experiment_col")
     typed = {
@@ -68,49 +80,201 @@ def run_fleet(
         groups.setdefault(_plan(experiment.settings, experiment.design), []).append(experiment)
     default_plan = _plan(config.default_settings, config.default_design)
     groups.setdefault(default_plan, [])
+    if state is not None:
+        _check_state_plans(groups, config.path)
     guarded = _guardrail_moments(source, column, variant_col, config, typed, until)
     moments = guarded or {}
     statuses: list[ExperimentStatus] = []
-    for (freq, sprt), experiments in groups.items():
-        if sprt is not None:
-            source.require_window_functions("the SPRT's first crossings of a fleet")
-        bins = CheckSettings(freq=freq).bins(tz)
-        windows = {typed[e.id]: (e.start, e.end) for e in experiments}
-        others = list(typed.values()) if (freq, sprt) == default_plan else None
-        query = fleet_counts(
-            source,
-            variant_col,
-            column,
-            bins,
-            until,
-            windows,
-            others=others,
-            chunks=chunks_for(source, bins, until),
-            sprt=sprt,
-            max_rows=MAX_MATRIX_CELLS,
-        )
-        counts = source.execute(query, "the fleet's traffic matrix (check_all)")
-        check_counts(counts, source, variant_col, bins)
-        per_experiment = {key: part.drop(columns=EXPERIMENT) for key, part in counts.groupby(EXPERIMENT)}
-        for experiment in experiments:
-            key = typed[experiment.id]
-            rows = per_experiment.pop(key, None)
-            statuses.append(_judge(experiment, rows, moments.get(key), variant_col, bins, until, config.path))
-        if others is not None:
-            for key, rows in per_experiment.items():
-                unlisted = config.for_unlisted(key)
-                if unlisted is None:
-                    statuses.append(_unconfigured(key, rows))
-                else:
-                    inputs = moments.get(key)
-                    statuses.append(_judge(unlisted, rows, inputs, variant_col, bins, until, config.path))
+    queries = len(groups) + (guarded is not None)
+    with contextlib.ExitStack() as stack:
+        kept: tuple[StateStore, StateSettings] | None = None
+        if state is not None:
+            prints = fleet_fingerprint(source, variant_col, column, config, tz)
+            con = source.backend.con if source.embedded else None
+            store = StateStore.open(state.path, prints, con=con, refresh=state.refresh)
+            kept = stack.enter_context(store), state
+        for (freq, sprt), experiments in groups.items():
+            if sprt is not None:
+                source.require_window_functions("the SPRT's first crossings of a fleet")
+            bins = CheckSettings(freq=freq).bins(tz)
+            windows = {typed[e.id]: (e.start, e.end) for e in experiments}
+            others = list(typed.values()) if (freq, sprt) == default_plan else None
+            count = _PlanCounts(source, variant_col, column, bins, until, windows, others, sprt)
+            runs: dict[object, StateRun] = {}
+            if kept is None:
+                counts = count.full()
+            else:
+                counts, runs = count.incremental(kept[0].scope(freq), kept[1])
+                queries += kept[1].verify
+            per_experiment = {key: part.drop(columns=EXPERIMENT) for key, part in counts.groupby(EXPERIMENT)}
+            judging = _Judging(variant_col, bins, until, config.path)
+            for experiment in experiments:
+                key = typed[experiment.id]
+                rows = per_experiment.pop(key, None)
+                statuses.append(judging.judge(experiment, rows, moments.get(key), runs.get(key)))
+            if others is not None:
+                for key, rows in per_experiment.items():
+                    unlisted = config.for_unlisted(key)
+                    if unlisted is None:
+                        statuses.append(_unconfigured(key, rows))
+                    else:
+                        statuses.append(judging.judge(unlisted, rows, moments.get(key), runs.get(key)))
     routes = {experiment.id: experiment.routes for experiment in config.experiments}
     statuses = [
         _dispatched(status, routes.get(status.experiment, config.default_routes), dispatcher)
         for status in statuses
     ]
     statuses.sort(key=lambda status: (status.severity, str(status.experiment)))
-    return FleetReport(tuple(statuses), config.path, len(groups) + (guarded is not None))
+    return FleetReport(tuple(statuses), config.path, queries)
+
+
+def fleet_fingerprint(
+    source: Source, variant_col: str, experiment_col: str, config: FleetConfig, tz: str | None
+) -> dict[str, str]:
+    """What a fleet's state file must have been built from: the source's rows and columns, the zone,
+    and each experiment's bin size and window (``experiment '<id>'``), which decide its counts.
+
+    Other settings (levels, thresholds, routes, guardrails) can change freely; adding an experiment
+    or moving its ``start``/``end`` needs a rebuild (``refresh=True``), and the mismatch names it.
+    """
+    prints = fingerprint(source, variant_col, config.default_settings.bins(tz))
+    del prints["freq"], prints["sequential"]
+    prints["experiment_col"] = f"{experiment_col} {source.schema[experiment_col]}"
+    prints["unlisted experiments"] = f"freq={config.default_settings.freq}"
+    for experiment in config.experiments:
+        prints[f"experiment {experiment.id!r}"] = (
+            f"freq={experiment.settings.freq} start={experiment.start} end={experiment.end}"
+        )
+    return prints
+
+
+def _check_state_plans(groups: Mapping[Plan, Sequence[ExperimentConfig]], path: str) -> None:
+    """Refuse a state file for experiments checked by the seed's SPRT (kept per experiment only)."""
+    sprt = [experiment.id for (_, spec), experiments in groups.items() if spec for experiment in experiments]
+    if sprt:
+        raise ParameterError(
+            f"{path}: experiment(s) {sprt} use sequential_method='sprt', which a fleet's state file does "
+            "not keep; use the default anytime test for them, or check_all without state="
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlanCounts:
+    """The counts of one plan's experiments: a full query, or the state file plus the new rows."""
+
+    source: Source
+    variant_col: str
+    column: str
+    bins: BinSpec
+    until: pd.Timestamp | None
+    windows: Mapping[object, Window]
+    others: list[object] | None
+    sprt: SprtSpec | None
+
+    def full(self) -> pd.DataFrame:
+        """Every experiment's counts from one query over the whole table."""
+        query = fleet_counts(
+            self.source,
+            self.variant_col,
+            self.column,
+            self.bins,
+            self.until,
+            self.windows,
+            others=self.others,
+            chunks=chunks_for(self.source, self.bins, self.until),
+            sprt=self.sprt,
+            max_rows=MAX_MATRIX_CELLS,
+        )
+        counts = self.source.execute(query, "the fleet's traffic matrix (check_all)")
+        check_counts(counts, self.source, self.variant_col, self.bins)
+        return counts
+
+    def incremental(
+        self, store: StateScope, state: StateSettings
+    ) -> tuple[pd.DataFrame, dict[object, StateRun]]:
+        """The counts from the state plus the rows since its watermark, and each experiment's record
+        of the run (with ``state.verify``: compared with :meth:`full`, experiment by experiment)."""
+        rows = fleet_rows(self.source, self.variant_col, self.column, self.until, self.windows, self.others)
+        counts, run = incremental_counts(
+            self.source,
+            self.variant_col,
+            self.bins,
+            self.until,
+            store,
+            state.lateness,
+            rows=rows,
+            keys=(EXPERIMENT,),
+        )
+        keys = set(counts[EXPERIMENT])
+        if not state.verify:
+            return counts, dict.fromkeys(keys, run)
+        full = self.full()
+        keys |= set(full[EXPERIMENT])
+        runs = {}
+        for key in keys:
+            mine, theirs = (frame[frame[EXPERIMENT] == key] for frame in (counts, full))
+            found = (
+                differ(mine, theirs, self.bins, self.variant_col, self.until)
+                if len(mine) and len(theirs)
+                else (f"the experiment has {len(mine)} count rows kept and {len(theirs)} in the log",)
+            )
+            runs[key] = dataclasses.replace(run, verified=not found, differences=found)
+        return counts, runs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Judging:
+    """What every experiment of one plan is judged with."""
+
+    variant_col: str
+    bins: BinSpec
+    until: pd.Timestamp | None
+    path: str
+
+    def judge(
+        self,
+        experiment: ExperimentConfig,
+        counts: pd.DataFrame | None,
+        guardrail_inputs: GuardrailInputs | None,
+        run: StateRun | None = None,
+    ) -> ExperimentStatus:
+        """One experiment's verdict from its counts: every check, or NO_TRAFFIC without a row.
+
+        Only a running experiment is judged as one: before its ``start`` or after its ``end`` (at
+        ``until``, or now) a missing row is expected, so it is ``not running`` and raises nothing; and
+        an experiment that has ended is evaluated at its ``end``, so the empty bins after it are not a
+        drop.
+        """
+        until = self.until
+        instant = as_utc(until) if until is not None else pd.Timestamp.now(tz="UTC")
+        ended = experiment.end is not None and experiment.end <= instant
+        if counts is None or matrix_rows(counts).empty:
+            if ended or (experiment.start is not None and experiment.start > instant):
+                return ExperimentStatus(experiment.id, "not running")
+            return ExperimentStatus(experiment.id, "no traffic", (AlertKind.NO_TRAFFIC.value,))
+        judged_at = experiment.end if ended else until
+        guarded, note = (
+            (None, None) if guardrail_inputs is None else guardrail_inputs.judge(experiment, self.variant_col)
+        )
+        try:
+            report = telemetry_from_counts(
+                counts,
+                self.variant_col,
+                experiment.design,
+                experiment.settings,
+                self.bins,
+                judged_at,
+                guarded,
+                run,
+            )
+        except ParameterError as exc:
+            raise ConfigError(f"{self.path}: experiment {experiment.id!r}: key 'ratios': {exc}") from None
+        status = "shutoff" if report.shutoff_triggered else "alert" if report.alerts_triggered else "healthy"
+        units, last_seen = _seen(counts)
+        notes = () if note is None else (note,)
+        return ExperimentStatus(
+            experiment.id, status, report.alerts_triggered, units, last_seen, report, notes=notes
+        )
 
 
 def _plan(settings: CheckSettings, design: Design | None) -> Plan:
@@ -219,45 +383,6 @@ def _typed_id(experiment: str | int, source: Source, column: str, path: str) -> 
             ) from None
     raise ConfigError(
         f"the experiment column {column!r} holds {kind}; expected strings or integers (experiment ids)"
-    )
-
-
-def _judge(
-    experiment: ExperimentConfig,
-    counts: pd.DataFrame | None,
-    guardrail_inputs: GuardrailInputs | None,
-    variant_col: str,
-    bins: BinSpec,
-    until: pd.Timestamp | None,
-    path: str,
-) -> ExperimentStatus:
-    """One experiment's verdict from its counts: every check, or NO_TRAFFIC without a row.
-
-    Only a running experiment is judged as one: before its ``start`` or after its ``end`` (at
-    ``until``, or now) a missing row is expected, so it is ``not running`` and raises nothing; and an
-    experiment that has ended is evaluated at its ``end``, so the empty bins after it are not a drop.
-    """
-    instant = as_utc(until) if until is not None else pd.Timestamp.now(tz="UTC")
-    ended = experiment.end is not None and experiment.end <= instant
-    if counts is None or matrix_rows(counts).empty:
-        if ended or (experiment.start is not None and experiment.start > instant):
-            return ExperimentStatus(experiment.id, "not running")
-        return ExperimentStatus(experiment.id, "no traffic", (AlertKind.NO_TRAFFIC.value,))
-    judged_at = experiment.end if ended else until
-    guarded, note = (
-        (None, None) if guardrail_inputs is None else guardrail_inputs.judge(experiment, variant_col)
-    )
-    try:
-        report = telemetry_from_counts(
-            counts, variant_col, experiment.design, experiment.settings, bins, judged_at, guarded
-        )
-    except ParameterError as exc:
-        raise ConfigError(f"{path}: experiment {experiment.id!r}: key 'ratios': {exc}") from None
-    status = "shutoff" if report.shutoff_triggered else "alert" if report.alerts_triggered else "healthy"
-    units, last_seen = _seen(counts)
-    notes = () if note is None else (note,)
-    return ExperimentStatus(
-        experiment.id, status, report.alerts_triggered, units, last_seen, report, notes=notes
     )
 
 

@@ -64,6 +64,10 @@ from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, active_units, coun
 from xpyrment_sql.results import StateRun
 from xpyrment_sql.source import Source
 from xpyrment_sql.state import StateError, StateStore
+from xpyrment_sql.state.store import StateScope
+
+Tables = StateStore | StateScope
+"""Where an incremental state lives: a whole state file, or one namespace of it (a fleet's plan)."""
 
 FORMAT = "2"
 """Version of the state tables this module writes; part of the fingerprint."""
@@ -158,14 +162,20 @@ def incremental_counts(
     variant_col: str,
     bins: BinSpec,
     until: pd.Timestamp | None,
-    store: StateStore,
+    store: Tables,
     lateness: pd.Timedelta = DEFAULT_LATENESS,
     sprt: SprtSpec | None = None,
+    *,
+    rows: ir.Table | None = None,
+    keys: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, StateRun]:
     """Count the rows since the window start, update the state and return every bin's counts.
 
     With ``sprt``, the SPRT's sequence continues from the pairs counted before the window (see
     :class:`~xpyrment_sql.queries.traffic.SprtStart`), and each recounted bin gets its crossings.
+    ``rows`` are the exposures counted (default: every row of ``source`` before ``until``); ``keys``
+    are further columns of them every count is grouped by (a fleet's experiment, whose SPRT is not
+    kept incrementally).
 
     Returns:
         The columns of :func:`~xpyrment_sql.queries.traffic.count_table` (multiple-exposure events
@@ -184,16 +194,18 @@ def incremental_counts(
                 "already holds later rows; evaluate without state=, or rebuild it with refresh=True"
             )
         since = bin_start(bins, bins.key_of(watermark - lateness))
+    if sprt is not None and keys:
+        raise ParameterError("the seed's SPRT is kept in a state file for one experiment at a time")
     start = None if sprt is None else _sprt_start(store, bins, since)
+    rows = queries.exposures(source, variant_col, until) if rows is None else rows
     fetched = schema = None
     if not source.embedded:
-        probe = probe_query(source, variant_col, bins, until, since, sprt, start)
+        probe = probe_query(source, variant_col, bins, until, since, sprt, start, rows=rows, keys=keys)
         fetched, schema = source.execute(probe, "the incremental probe (state=)"), probe.schema()
         check_counts(fetched, source, variant_col, bins)
     with store.transaction():
         if fetched is None:
-            rows = queries.exposures(source, variant_col, until)
-            fresh = _merged_counts(source, rows, bins, until, since, store, sprt, start)
+            fresh = _merged_counts(source, rows, bins, until, since, store, sprt, start, keys)
             latest = _write_counts(store, source.backend, fresh, fresh.schema(), since, bins)
             for scratch in (WINDOW, CHANGED):
                 source.backend.drop_table(scratch, database=SCRATCH, force=True)
@@ -221,26 +233,33 @@ def probe_query(
     since: pd.Timestamp | None,
     sprt: SprtSpec | None = None,
     sprt_start: SprtStart | None = None,
+    *,
+    rows: ir.Table | None = None,
+    keys: Sequence[str] = (),
 ) -> ir.Table:
     """One read-only query returning counts only: the window's bins, new units and events.
 
     Earlier first exposures of the window's units come from the same table's rows before ``since``
     (a semi-join on the window's units), so the backend needs no table of ours. Without ``since``
-    (a first run) it is the full traffic matrix query with the watermark's ``last_ts``.
+    (a first run) it is the full traffic matrix query with the watermark's ``last_ts``. ``rows`` and
+    ``keys`` are those of :func:`incremental_counts`.
     """
-    rows = queries.exposures(source, variant_col, until)
+    rows = queries.exposures(source, variant_col, until) if rows is None else rows
+    pair = [*keys, "variant", "unit"]
     if since is None:
-        firsts = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
-        active = active_units(rows, bins, until, latest=True)
+        firsts = rows.group_by(pair).aggregate(first_ts=rows.ts.min())
+        active = active_units(rows, bins, until, latest=True, keys=keys)
     else:
         start = queries.instant(rows.ts, since)
         window = rows.filter(rows.ts >= start)
-        active = active_units(window, bins, until, latest=True)
-        seen = window.group_by(["variant", "unit"]).aggregate(first_ts=window.ts.min())
-        earlier = rows.filter(rows.ts < start).semi_join(seen.select("unit"), "unit")
-        earlier = earlier.group_by(["variant", "unit"]).aggregate(first_ts=earlier.ts.min())
-        firsts = _earliest(seen, earlier)
-    return count_table(active, firsts, bins, until, since, sprt, exposure=True, sprt_start=sprt_start)
+        active = active_units(window, bins, until, latest=True, keys=keys)
+        seen = window.group_by(pair).aggregate(first_ts=window.ts.min())
+        earlier = rows.filter(rows.ts < start).semi_join(seen.select(*keys, "unit"), [*keys, "unit"])
+        earlier = earlier.group_by(pair).aggregate(first_ts=earlier.ts.min())
+        firsts = _earliest(seen, earlier, keys)
+    return count_table(
+        active, firsts, bins, until, since, sprt, exposure=True, sprt_start=sprt_start, keys=keys
+    )
 
 
 def _merged_counts(
@@ -249,9 +268,10 @@ def _merged_counts(
     bins: BinSpec,
     until: pd.Timestamp | None,
     since: pd.Timestamp | None,
-    store: StateStore,
+    store: Tables,
     sprt: SprtSpec | None = None,
     sprt_start: SprtStart | None = None,
+    keys: Sequence[str] = (),
 ) -> ir.Table:
     """The window's counts on the embedded engine, with the stored first exposures updated.
 
@@ -262,35 +282,39 @@ def _merged_counts(
     """
     backend = source.backend
     database = (store.alias, "main")
+    firsts_name = store.name(FIRSTS)
+    pair = [*keys, "variant", "unit"]
     if since is None:
-        pairs = rows.group_by(["variant", "unit"]).aggregate(first_ts=rows.ts.min())
-        backend.create_table(FIRSTS, pairs, database=database, overwrite=True)
-        active = active_units(rows, bins, until, chunks_for(source, bins, until), latest=True)
-        stored = _stored(backend, FIRSTS, database)
-        return count_table(active, stored, bins, until, sprt=sprt, exposure=True)
+        pairs = rows.group_by(pair).aggregate(first_ts=rows.ts.min())
+        backend.create_table(firsts_name, pairs, database=database, overwrite=True)
+        active = active_units(rows, bins, until, chunks_for(source, bins, until), latest=True, keys=keys)
+        stored = _stored(backend, firsts_name, database)
+        return count_table(active, stored, bins, until, sprt=sprt, exposure=True, keys=keys)
     start = queries.instant(rows.ts, since)
     window = rows.filter(rows.ts >= start)
     key = queries.bin_key(window.ts, bins, until)
-    grouped = window.group_by(bin=key, variant=window.variant, unit=window.unit)
+    grouped = window.group_by(*keys, bin=key, variant=window.variant, unit=window.unit)
     triples = grouped.aggregate(first_ts=window.ts.min(), last_ts=window.ts.max())
     triples = _scratch(backend, WINDOW, triples)
-    active = triples.group_by(["bin", "variant"]).aggregate(
+    active = triples.group_by([*keys, "bin", "variant"]).aggregate(
         active=triples.count(), last_ts=triples.last_ts.max()
     )
-    seen = triples.group_by(["variant", "unit"]).aggregate(first_ts=triples.first_ts.min())
-    stored = _stored(backend, FIRSTS, database)
+    seen = triples.group_by(pair).aggregate(first_ts=triples.first_ts.min())
+    stored = _stored(backend, firsts_name, database)
     earlier = stored.filter(stored.first_ts < queries.instant(stored.first_ts, since))
-    merging = _earliest(seen, earlier.semi_join(seen.select("unit"), "unit"))
+    merging = _earliest(seen, earlier.semi_join(seen.select(*keys, "unit"), [*keys, "unit"]), keys)
     merged = _scratch(backend, CHANGED, merging)
     aware = stored.first_ts.type().timezone is not None
     bound = since if aware else since.tz_convert("UTC").tz_localize(None)
     store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
     moved = merged.filter(merged.first_ts >= queries.instant(merged.first_ts, since))
-    backend.insert(FIRSTS, moved, database=database)
-    return count_table(active, merged, bins, until, since, sprt, exposure=True, sprt_start=sprt_start)
+    backend.insert(firsts_name, moved, database=database)
+    return count_table(
+        active, merged, bins, until, since, sprt, exposure=True, sprt_start=sprt_start, keys=keys
+    )
 
 
-def _sprt_start(store: StateStore, bins: BinSpec, since: pd.Timestamp | None) -> SprtStart | None:
+def _sprt_start(store: Tables, bins: BinSpec, since: pd.Timestamp | None) -> SprtStart | None:
     """The SPRT's position before the window, from the stored counts of the bins before it."""
     if since is None:
         return None
@@ -306,14 +330,15 @@ def _sprt_start(store: StateStore, bins: BinSpec, since: pd.Timestamp | None) ->
     return SprtStart(pairs, others, reference)
 
 
-def _earliest(seen: ir.Table, earlier: ir.Table) -> ir.Table:
-    """Per (variant, unit), the earlier of two first exposures (pairs in either table)."""
-    both = seen.select("variant", "unit", "first_ts").union(earlier.select("variant", "unit", "first_ts"))
-    return both.group_by(["variant", "unit"]).aggregate(first_ts=both.first_ts.min())
+def _earliest(seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = ()) -> ir.Table:
+    """Per (keys, variant, unit), the earlier of two first exposures (pairs in either table)."""
+    columns = [*keys, "variant", "unit", "first_ts"]
+    both = seen.select(*columns).union(earlier.select(*columns))
+    return both.group_by(columns[:-1]).aggregate(first_ts=both.first_ts.min())
 
 
 def _write_counts(
-    store: StateStore,
+    store: Tables,
     backend: Any,
     fresh: ir.Table | pd.DataFrame,
     schema: sch.Schema,
@@ -327,10 +352,10 @@ def _write_counts(
     """
     database = (store.alias, "main")
     if since is None:
-        backend.create_table(COUNTS, schema=schema, database=database, overwrite=True)
+        backend.create_table(store.name(COUNTS), schema=schema, database=database, overwrite=True)
     else:
         store.run(f"DELETE FROM {store.table(COUNTS)} WHERE bin >= ?", [bins.key_of(since)])
-    backend.insert(COUNTS, fresh, database=database)
+    backend.insert(store.name(COUNTS), fresh, database=database)
     ((latest,),) = store.run(f"SELECT max(last_ts) FROM {store.table(COUNTS)}")
     return latest
 

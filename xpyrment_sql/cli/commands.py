@@ -71,7 +71,7 @@ def check_all(args: argparse.Namespace) -> int:
         report_format(args.report)
     with _progress(args) as progress:
         progress.stage("opening the source")
-        monitor = _monitor(args)
+        monitor = _monitor(args, **_state_options(args))
         progress.stage("checking every experiment")
         with recording_sql(progress.on_statement):
             fleet = monitor.check_all(config, args.experiment_col)
@@ -204,15 +204,18 @@ def _open_monitor(args: argparse.Namespace, progress: ProgressIndicator) -> tupl
     """The monitor the options describe, and the SQL sent while opening the source."""
     progress.stage("opening the source")
     with recording_sql(progress.on_statement) as statements:
-        monitor = _monitor(
-            args,
-            exact=not args.approx,
-            state=args.state,
-            lateness=args.lateness,
-            refresh=args.full_refresh,
-            verify=args.verify,
-        )
+        monitor = _monitor(args, exact=not args.approx, **_state_options(args))
     return monitor, statements
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The monitor's state options from ``--state``, ``--lateness``, ``--full-refresh`` and ``--verify``."""
+    return {
+        "state": args.state,
+        "lateness": args.lateness,
+        "refresh": args.full_refresh,
+        "verify": args.verify,
+    }
 
 
 def _monitor(args: argparse.Namespace, **options: Any) -> LiveMonitor:

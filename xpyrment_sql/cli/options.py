@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--memory-limit", help="memory budget of the embedded DuckDB, e.g. 8GB")
     fleet.add_argument("--threads", type=int, help="threads of the embedded DuckDB (default: all cores)")
     _add_alert_arguments(fleet)
+    _add_state_arguments(fleet)
     fleet.add_argument("--json", action="store_true", help="print one JSON object per experiment")
     fleet.add_argument(
         "--report", metavar="FILE", help="also write the fleet report: FILE.html (one page) or FILE.md"
@@ -240,6 +241,11 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
         "--approx", action="store_true", help="estimate active units per bin (HyperLogLog); faster"
     )
     _add_alert_arguments(command)
+    _add_state_arguments(command)
+
+
+def _add_state_arguments(command: argparse.ArgumentParser) -> None:
+    """The state file (``--state``) and how it is used (``--lateness``, ``--full-refresh``, ``--verify``)."""
     command.add_argument(
         "--state",
         metavar="FILE",

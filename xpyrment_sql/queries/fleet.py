@@ -59,16 +59,28 @@ def fleet_counts(
         :data:`EXPERIMENT` and the columns of ``count_table`` with ``last_ts`` (the latest exposure of
         each matrix cell) and the multiple-exposure events.
     """
-    rows = exposures(source, variant_col, until, extra={EXPERIMENT: experiment_col})
-    rows = rows.filter(rows[EXPERIMENT].notnull())
-    keep = kept(rows[EXPERIMENT], rows.ts, windows, others)
-    if keep is not None:
-        rows = rows.filter(keep)
+    rows = fleet_rows(source, variant_col, experiment_col, until, windows, others)
     keys = (EXPERIMENT,)
     active = active_units(rows, bins, until, chunks, latest=True, keys=keys)
     firsts = rows.group_by([EXPERIMENT, "variant", "unit"]).aggregate(first_ts=rows.ts.min())
     counts = count_table(active, firsts, bins, until, sprt=sprt, exposure=True, keys=keys)
     return counts.limit(max_rows + 1) if max_rows is not None else counts
+
+
+def fleet_rows(
+    source: Source,
+    variant_col: str,
+    experiment_col: str,
+    until: pd.Timestamp | None,
+    windows: Mapping[object, Window],
+    others: Sequence[object] | None = None,
+) -> ir.Table:
+    """The exposures the fleet counts: ``ts``, ``variant``, ``unit`` and :data:`EXPERIMENT`, each
+    experiment's rows within its window (``others``: see :func:`fleet_counts`)."""
+    rows = exposures(source, variant_col, until, extra={EXPERIMENT: experiment_col})
+    rows = rows.filter(rows[EXPERIMENT].notnull())
+    keep = kept(rows[EXPERIMENT], rows.ts, windows, others)
+    return rows if keep is None else rows.filter(keep)
 
 
 def fleet_moments(

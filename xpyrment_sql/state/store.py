@@ -145,6 +145,14 @@ class StateStore:
         """The quoted SQL name of the state table ``name``: ``"<alias>".main."<name>"``."""
         return f"{_quote(self.alias)}.main.{_quote(name)}"
 
+    def name(self, table: str) -> str:
+        """The unquoted name the state table ``table`` has in the file (see :class:`StateScope`)."""
+        return table
+
+    def scope(self, prefix: str) -> StateScope:
+        """A namespace of this file: meta keys and tables named ``<prefix>.<name>``."""
+        return StateScope(self, prefix)
+
     def has_table(self, name: str) -> bool:
         """Whether the state file holds a table called ``name``."""
         found = self.run(
@@ -280,6 +288,62 @@ class StateStore:
             raise StateMismatchError(
                 f"state file {self.path} was built for other settings ({shown}); {_REBUILD}"
             )
+
+
+class StateScope:
+    """A namespace of a state file: its own meta keys and tables, prefixed ``<prefix>.``.
+
+    One file can then keep several independent incremental states that share its lock, fingerprint
+    and transactions (a fleet keeps one per query plan, each with its own watermark and counts).
+    """
+
+    def __init__(self, store: StateStore, prefix: str) -> None:
+        self._store = store
+        self._prefix = f"{prefix}."
+
+    @property
+    def path(self) -> Path:
+        """The state file."""
+        return self._store.path
+
+    @property
+    def alias(self) -> str:
+        """The catalog name the file is attached as."""
+        return self._store.alias
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection the file is attached to."""
+        return self._store.con
+
+    @property
+    def is_new(self) -> bool:
+        """True when the file holds no earlier state of this scope's."""
+        return self._store.is_new or self.get("watermark") is None
+
+    def run(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Execute one statement on the file's connection (see :meth:`StateStore.run`)."""
+        return self._store.run(sql, parameters)
+
+    def get(self, key: str) -> str | None:
+        """The scope's value of ``key``."""
+        return self._store.get(self._prefix + key)
+
+    def set(self, key: str, value: str) -> None:
+        """Store the scope's ``key``."""
+        self._store.set(self._prefix + key, value)
+
+    def name(self, table: str) -> str:
+        """The unquoted name of the scope's table ``table``."""
+        return self._prefix + table
+
+    def table(self, name: str) -> str:
+        """The quoted SQL name of the scope's table ``name``."""
+        return self._store.table(self.name(name))
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """The file's transaction (see :meth:`StateStore.transaction`)."""
+        return self._store.transaction()
 
 
 def _literal(text: str) -> str:
