@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-
 class LiveMonitor:
     """Watches a running experiment's exposure log: traffic, sample ratio mismatch, alerts.
 
@@ -441,15 +440,14 @@ class LiveMonitor:
         seen in the data but not in the config are listed as ``unconfigured`` (tested when
         ``[defaults]`` gives ratios); a configured experiment without rows since its ``start`` raises
         ``NO_TRAFFIC``. Alerts name their experiment and go to its routes and the monitor's dispatcher.
+        With the monitor's ``state``, one state file keeps every experiment's counts, and a later run
+        reads only the rows since its watermark (the file is tied to the experiments' bin sizes and
+        windows: adding an experiment or moving its ``start``/``end`` needs ``refresh=True``).
 
         Raises:
             ConfigError: a bad config file (naming the file, the experiment and the key), or ratios
                 that do not name an experiment's variants in the data.
         """
-        if self.state is not None:
-            raise ParameterError(
-                "check_all does not use a state file yet; open the monitor without state= to check a fleet"
-            )
         if not self.exact:
             raise ParameterError("check_all counts active units exactly; open the monitor with exact=True")
         fleet = config if isinstance(config, FleetConfig) else read_config(config)
@@ -461,6 +459,7 @@ class LiveMonitor:
             self.until,
             tz=self.tz,
             dispatcher=self.dispatcher,
+            state=self.state,
         )
 
     def plot_traffic(
