@@ -35,7 +35,7 @@ def statements(text: str) -> list[tuple[str, str]]:
 def test_the_example_prints_what_the_sql_folder_holds(capsys, dialect):
     printed = sql_output(capsys, "--dialect", dialect, *EXAMPLE, *EXAMPLE_COLUMNS)
     files = [path.read_text() for path in sorted((SQL_DIR / dialect).glob("*.sql"))]
-    assert len(files) == len(statements(printed)) == 8
+    assert len(files) == len(statements(printed)) == 9
     for text in files:
         assert printed.count(text) == 1
     assert len(printed) == sum(map(len, files)) + len(files) - 1, "the queries, one blank line apart"
@@ -65,6 +65,39 @@ def test_the_fleet_query_is_printed_for_the_experiment_column_and_runs_on_duckdb
     assert units == {"checkout-redesign": 2, "other": 2}, "unit 3 is before the configured start"
     multiple = counts[counts.part == "multiple"].groupby("experiment")["units"].sum().to_dict()
     assert multiple == {"other": 1}, "unit 4 is in both arms of 'other'; unit 1 is in two experiments"
+
+
+def test_the_fleet_moments_query_is_printed_with_a_metric_and_runs_on_duckdb(capsys):
+    """The printed guardrails query of check-all, run by hand: each experiment's per-variant mean of
+    the per-unit sums, within the configured experiment's window."""
+    import duckdb
+
+    printed = sql_output(
+        capsys, "--dialect", "duckdb", "--table", "assignments", "--time-col", "ts",
+        "--experiment-col", "exp", "--metric-col", "revenue",
+    )  # fmt: skip
+    (moments,) = [sql for comment, sql in statements(printed) if "guardrails):" in comment]
+    frame = pd.DataFrame(
+        {
+            "unit_id": [1, 1, 2, 3, 5, 6, 7],
+            "variant": ["a", "a", "a", "b", "a", "b", "b"],
+            "ts": pd.to_datetime(["2026-01-05 01:00", "2026-01-05 02:00", "2026-01-05 03:00",
+                                  "2026-01-05 04:00", "2026-01-04 00:00", "2026-01-06 00:00",
+                                  "2026-01-06 01:00"]),
+            "exp": ["checkout-redesign"] * 5 + ["other"] * 2,
+            "revenue": [1.0, 2.0, 5.0, 4.0, 100.0, 10.0, 20.0],
+        }
+    )  # fmt: skip
+    con = duckdb.connect()
+    con.register("assignments", frame)
+    got = con.execute(moments).df().set_index(["experiment", "variant"])
+    means = (got["m0__numerator_mean"] + got["m0__shift"]).to_dict()
+    assert means == pytest.approx(
+        {("checkout-redesign", "a"): 4.0, ("checkout-redesign", "b"): 4.0, ("other", "b"): 15.0}
+    ), "unit 1 sums to 3, unit 2 to 5; unit 5 is before the configured start"
+    assert got["m0__n"].to_dict() == {
+        ("checkout-redesign", "a"): 2, ("checkout-redesign", "b"): 1, ("other", "b"): 2
+    }  # fmt: skip
 
 
 def test_every_query_is_headed_by_the_check_it_serves(capsys):

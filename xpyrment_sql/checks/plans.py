@@ -16,7 +16,7 @@ from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.checks.incremental import probe_query
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.traffic import matrix_query
-from xpyrment_sql.queries.fleet import fleet_counts
+from xpyrment_sql.queries.fleet import fleet_counts, fleet_moments
 from xpyrment_sql.queries.moments import MomentSpec, variant_moments
 from xpyrment_sql.queries.sql import compile_plan
 from xpyrment_sql.settings import Ratios, check_ratio_values
@@ -115,6 +115,20 @@ def check_queries(
                 variant,
                 experiment_col,
                 bins,
+                None,
+                {FLEET_EXAMPLE: (PROBE_SINCE, None)},
+                others=[FLEET_EXAMPLE],
+            ),
+        )
+    if experiment_col and metric_cols:
+        plan["fleet_metric_moments"] = (
+            f"every guarded experiment at once (check_all with guardrails): per-variant moments of "
+            f"every metric grouped by {experiment_col}, for the same experiments",
+            fleet_moments(
+                source,
+                variant,
+                experiment_col,
+                [MomentSpec(column) for column in metric_cols],
                 None,
                 {FLEET_EXAMPLE: (PROBE_SINCE, None)},
                 others=[FLEET_EXAMPLE],
