@@ -7,6 +7,8 @@ import json
 import os
 import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -109,15 +111,29 @@ def latency_guardrails() -> list[xs.GuardrailMetric]:
 
 
 class RecordingWebhook(ThreadingHTTPServer):
-    """A real HTTP server on 127.0.0.1 answering 200 to every POST and keeping ``(path, JSON body)``."""
+    """A real HTTP server on 127.0.0.1 keeping ``(path, JSON body)`` of every POST in ``bodies``.
+
+    It answers 200, or the next answer queued with :meth:`queue` (a status and headers, e.g. a 500,
+    or a 429 with ``Retry-After``); ``arrivals`` holds each request's ``time.monotonic()``.
+    """
 
     def __init__(self) -> None:
         self.bodies: list[tuple[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.answers: deque[tuple[int, tuple[tuple[str, str], ...]]] = deque()
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server_port}"
+
+    def queue(self, status: int, *headers: tuple[str, str]) -> None:
+        """Answer the next request not yet answered by a queued answer with ``status`` and ``headers``."""
+        self.answers.append((status, headers))
 
 
 class _RecordingHandler(BaseHTTPRequestHandler):
@@ -125,8 +141,13 @@ class _RecordingHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
+        self.server.arrivals.append(time.monotonic())
         self.server.bodies.append((self.path, json.loads(self.rfile.read(length))))
-        self.send_response(200)
+        status, headers = self.server.answers.popleft() if self.server.answers else (200, ())
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:

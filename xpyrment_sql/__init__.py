@@ -22,6 +22,7 @@ from xpyrment_sql.errors import (
 from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.results import (
     AnytimeSRMResult,
+    DeliveryRecord,
     DispatchOutcome,
     ExperimentStatus,
     FleetReport,
@@ -48,6 +49,7 @@ __all__ = [
     "ColumnError",
     "ConfigError",
     "DataError",
+    "DeliveryRecord",
     "Design",
     "DispatchOutcome",
     "ExperimentConfig",

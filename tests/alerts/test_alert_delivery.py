@@ -5,11 +5,13 @@ drip the answer one byte at a time, stream a body forever, answer with a huge bo
 redirect, answer 429 — so the client sees exactly what a broken or hostile endpoint would send.
 Every loop on the server side is bounded, and a server stops by itself after a few seconds even if
 the test never closes it. Deadlines are tight (0.5 s) and elapsed times are bounded generously,
-because the machine running the suite may be busy.
+because the machine running the suite may be busy. The tests of one attempt's behaviour switch
+retries off (``attempts=1``); the retries have their own tests at the end.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import socket
@@ -20,7 +22,7 @@ from collections.abc import Callable
 
 import pytest
 
-from xpyrment_sql.alerts import dispatcher as dispatcher_module
+from xpyrment_sql.alerts.delivery import Attempt
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
@@ -207,9 +209,9 @@ FAILURES = [
     pytest.param(answer("500 Internal Server Error"), "HTTP 500 Internal Server Error", id="500"),
     pytest.param(answer(f"502 {SECRET_PATH}"), "HTTP 502 Bad Gateway", id="502-reason-echoes-path"),
     pytest.param(answer("429 Too Many Requests", ("Retry-After: 1",)), "HTTP 429 Too Many", id="429"),
-    pytest.param(stall, "no answer within the 0.5 s deadline", id="stall"),
-    pytest.param(drip_head, "no answer within the 0.5 s deadline", id="drip-head"),
-    pytest.param(answer("200 OK", delay=3.0), "no answer within the 0.5 s deadline", id="too-slow"),
+    pytest.param(stall, "no answer within 0.5 s", id="stall"),
+    pytest.param(drip_head, "no answer within 0.5 s", id="drip-head"),
+    pytest.param(answer("200 OK", delay=3.0), "no answer within 0.5 s", id="too-slow"),
     pytest.param(
         echo_request_line, "BadStatusLine: POST <redacted> HTTP/1.1 cannot", id="garbage-quoting-the-url"
     ),
@@ -222,7 +224,7 @@ def test_misbehaving_server_fails_within_the_deadline_without_leaking_the_url(
 ):
     server = serve(behaviour)
     healthy = serve(answer("200 OK"))
-    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE)
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, attempts=1)
     dispatcher.register_slack(server.url())
     dispatcher.register_custom(healthy.url())
     outcome, elapsed = _dispatch(dispatcher, caplog)
@@ -238,18 +240,22 @@ def test_misbehaving_server_fails_within_the_deadline_without_leaking_the_url(
     assert "\n" not in record.getMessage()
     assert record.getMessage().startswith(f"alert handler slack:{server.host} failed: {reason}")
     _assert_no_secret(caplog.text, repr(outcome), json.dumps(outcome.to_dict()))
+    assert [(d.outcome, d.attempts) for d in outcome.deliveries] == [("failed", 1), ("delivered", 1)]
 
 
-def test_refused_connection_fails_quickly(caplog):
+def test_refused_connection_is_retried_and_fails_quickly(caplog):
     port = _closed_port()
-    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE)
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, attempts=3, backoff=0.01)
     dispatcher.register_email(f"http://127.0.0.1:{port}{SECRET_PATH}?{SECRET_QUERY}")
     outcome, elapsed = _dispatch(dispatcher, caplog)
 
     assert elapsed < DEADLINE + SLACK
     assert outcome.failed == (f"email:127.0.0.1:{port}",)
     assert "ConnectionRefusedError" in caplog.text
-    _assert_no_secret(caplog.text, repr(outcome))
+    assert "after 3 attempts" in caplog.text
+    [delivery] = outcome.deliveries
+    assert (delivery.attempts, delivery.status, delivery.error) == (3, None, "ConnectionRefusedError")
+    _assert_no_secret(caplog.text, repr(outcome), json.dumps(outcome.to_dict()))
 
 
 @pytest.mark.parametrize(
@@ -300,13 +306,15 @@ def test_redirect_is_never_followed(serve, caplog, status, target):
     assert elsewhere.requests == []
     code = status.split()[0]
     assert f"failed: redirect not followed (HTTP {code} " in caplog.text
-    _assert_no_secret(caplog.text, repr(outcome))
+    [delivery] = outcome.deliveries
+    assert (delivery.attempts, delivery.status, delivery.outcome) == (1, int(code), "failed")
+    _assert_no_secret(caplog.text, repr(outcome), json.dumps(outcome.to_dict()))
 
 
 def test_every_webhook_gets_its_own_deadline_and_the_rest_still_run(serve, caplog):
     stalled, dripping, healthy = serve(stall), serve(drip_head), serve(answer("200 OK"))
     calls = []
-    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE)
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, deadline=DEADLINE)
     dispatcher.register_slack(stalled.url())
     dispatcher.register_email(dripping.url())
     dispatcher.register_custom(healthy.url())
@@ -322,7 +330,7 @@ def test_every_webhook_gets_its_own_deadline_and_the_rest_still_run(serve, caplo
 def test_an_abandoned_delivery_lets_go_of_its_connection(serve, caplog):
     """At the deadline the connection is shut down, so the worker does not drip on in the background."""
     server = serve(drip_head)
-    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE)
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, attempts=1)
     dispatcher.register_slack(server.url())
     _dispatch(dispatcher, caplog)
 
@@ -335,13 +343,13 @@ def test_an_abandoned_delivery_lets_go_of_its_connection(serve, caplog):
 def test_tls_handshake_that_never_completes_ends_at_the_deadline(serve, caplog):
     """The server accepts the TCP connection and never answers the TLS ClientHello."""
     server = serve(stall)
-    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE)
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, attempts=1)
     dispatcher.register_slack(f"https://{server.host}{SECRET_PATH}")
     outcome, elapsed = _dispatch(dispatcher, caplog)
 
     assert elapsed < DEADLINE + SLACK
     assert outcome.failed == (f"slack:{server.host}",)
-    assert "no answer within the 0.5 s deadline" in caplog.text
+    assert "no answer within 0.5 s" in caplog.text
     ends = time.monotonic() + SLACK
     while time.monotonic() < ends and any(t.name == "alert-slack" for t in threading.enumerate()):
         time.sleep(0.02)
@@ -366,11 +374,80 @@ def test_a_proxy_quoting_the_full_url_in_its_error_leaks_nothing(serve, caplog, 
 
 
 @pytest.mark.parametrize(
-    "error",
-    [TimeoutError("timed out"), urllib.error.URLError(TimeoutError("timed out"))],
+    ("attempt", "retryable"),
+    [
+        pytest.param(Attempt(0.5, status=500), True, id="500"),
+        pytest.param(Attempt(0.5, status=503), True, id="503"),
+        pytest.param(Attempt(0.5, status=429), True, id="429"),
+        pytest.param(Attempt(0.5, status=404), False, id="404"),
+        pytest.param(Attempt(0.5, status=400), False, id="400"),
+        pytest.param(Attempt(0.5, status=302), False, id="302"),
+        pytest.param(Attempt(0.5, timed_out=True), True, id="timeout"),
+        pytest.param(Attempt(0.5, error=ConnectionRefusedError("refused")), True, id="refused"),
+        pytest.param(
+            Attempt(0.5, error=urllib.error.URLError(ConnectionResetError("reset"))), True, id="wrapped-reset"
+        ),
+        pytest.param(Attempt(0.5, error=ValueError("garbled")), False, id="garbled"),
+    ],
 )
-def test_the_workers_own_socket_timeout_is_reported_as_the_deadline(error):
-    """The worker's socket timeout and the dispatcher's wait are one deadline: either may fire first."""
-    assert dispatcher_module._timed_out(error)
-    assert not dispatcher_module._timed_out(ConnectionRefusedError("refused"))
-    assert not dispatcher_module._timed_out(None)
+def test_only_failures_a_repeat_may_fix_are_retried(attempt, retryable):
+    assert attempt.retryable is retryable
+    assert not attempt.delivered
+
+
+def test_a_404_is_not_retried(serve, caplog):
+    server = serve(answer("404 Not Found"))
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, attempts=4, backoff=0.01)
+    dispatcher.register_custom(server.url())
+    outcome, _ = _dispatch(dispatcher, caplog)
+
+    assert len(server.requests) == 1
+    assert outcome.deliveries[0].attempts == 1
+    assert "failed: HTTP 404 Not Found" in caplog.text
+    assert "after" not in caplog.text
+
+
+def test_a_stalled_server_is_retried_until_the_deadline_and_fails(serve, caplog):
+    server = serve(stall)
+    dispatcher = WebhookAlertDispatcher(timeout=0.3, deadline=1.0, attempts=10, backoff=0.01)
+    dispatcher.register_slack(server.url())
+    outcome, elapsed = _dispatch(dispatcher, caplog)
+
+    assert 0.9 < elapsed < 1.0 + SLACK
+    assert outcome.failed == (f"slack:{server.host}",)
+    [delivery] = outcome.deliveries
+    assert delivery.attempts == len(server.requests) >= 3
+    assert (delivery.status, delivery.error) == (None, "TimeoutError")
+    assert delivery.reason.startswith("no answer within ")
+    [record] = caplog.records
+    assert f"after {delivery.attempts} attempts" in record.getMessage()
+    _assert_no_secret(caplog.text, repr(outcome), json.dumps(outcome.to_dict()))
+
+
+def test_a_retry_after_beyond_the_deadline_stops_the_retries_and_says_why(serve, caplog):
+    server = serve(answer("503 Service Unavailable", ("Retry-After: 120",)))
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, deadline=2.0, backoff=0.01)
+    dispatcher.register_custom(server.url())
+    outcome, elapsed = _dispatch(dispatcher, caplog)
+
+    assert elapsed < 1.0
+    assert len(server.requests) == 1
+    [delivery] = outcome.deliveries
+    assert delivery.reason.startswith("HTTP 503 Service Unavailable; Retry-After asked for 120 s, more than")
+    assert "Retry-After asked for 120 s, more than the" in caplog.text
+    assert "left before the deadline" in caplog.text
+
+
+def test_a_retry_after_date_is_honoured(serve, caplog):
+    """An HTTP-date the next whole second (the format has no fractions): the retry waits for it."""
+    now = time.time()
+    wait = int(now + 1) - now
+    header = f"Retry-After: {email.utils.formatdate(now + 1, usegmt=True)}"
+    server = serve(answer("429 Too Many Requests", (header,)))
+    dispatcher = WebhookAlertDispatcher(timeout=DEADLINE, deadline=3.0, attempts=2, backoff=0.01)
+    dispatcher.register_custom(server.url())
+    outcome, elapsed = _dispatch(dispatcher, caplog)
+
+    assert len(server.requests) == 2
+    assert wait - 0.05 < elapsed < 1.0 + SLACK
+    assert outcome.deliveries[0].reason == "HTTP 429 Too Many Requests after 2 attempts"

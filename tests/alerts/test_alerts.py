@@ -120,13 +120,15 @@ def test_slack_posts_formatted_text(server):
     dispatcher.register_slack(server.url("/services/T000/B000/XXX"))
     outcome = dispatcher.dispatch("srm", "Sample ratio mismatch", PAYLOAD)
 
-    assert outcome == DispatchOutcome("srm", (f"slack:{server.host}",), ())
+    assert (outcome.alert_type, outcome.succeeded, outcome.failed) == ("srm", (f"slack:{server.host}",), ())
     [request] = server.received
     assert request.method == "POST"
     assert request.path == "/services/T000/B000/XXX"
     assert request.headers["Content-Type"] == "application/json"
     expected = f"🚨 *[xpyrment Alert]* Sample ratio mismatch\n*Type*: `srm`\n*Payload*: {_pretty(PAYLOAD)}"
-    assert request.json() == {"text": expected}
+    body = request.json()
+    assert body["text"] == expected  # the seed's message, now the fallback of the Block Kit layout
+    assert set(body) == {"text", "blocks"}
 
 
 def test_email_posts_subject_and_body(server):
@@ -162,7 +164,7 @@ def test_custom_posts_structured_json(server):
 
 def test_http_500_fails_but_other_handlers_still_run(server):
     calls = []
-    dispatcher = WebhookAlertDispatcher()
+    dispatcher = WebhookAlertDispatcher(attempts=1)
     dispatcher.register_slack(server.url("/status/500/slack"))
     dispatcher.register_email(server.url("/email"))
     dispatcher.register_custom(server.url("/custom"))
@@ -189,7 +191,7 @@ def test_refused_connection_is_a_failure(server):
 
 
 def test_slow_server_times_out_and_later_handlers_run(server):
-    dispatcher = WebhookAlertDispatcher(timeout=0.3)
+    dispatcher = WebhookAlertDispatcher(timeout=0.3, deadline=0.3)
     dispatcher.register_slack(server.url("/slow"))
     dispatcher.register_custom(server.url("/custom"))
     started = time.monotonic()
@@ -225,7 +227,9 @@ def test_raising_callback_does_not_stop_a_later_callback(caplog):
     with caplog.at_level(logging.ERROR, logger="xpyrment_sql.alerts.dispatcher"):
         outcome = dispatcher.dispatch("srm", "msg", PAYLOAD)
 
-    assert outcome == DispatchOutcome("srm", ("callback:record",), ("callback:boom",))
+    assert (outcome.succeeded, outcome.failed) == (("callback:record",), ("callback:boom",))
+    records = [(d.outcome, d.error) for d in outcome.deliveries]
+    assert records == [("failed", "RuntimeError"), ("delivered", None)]
     assert received == [("srm", "msg", PAYLOAD)]
     [record_] = caplog.records
     assert record_.name == "xpyrment_sql.alerts.dispatcher"
@@ -253,7 +257,7 @@ def test_numpy_pandas_and_record_payload_is_sent_as_json(server):
         "p": 0.25,
         "counts": [1, 2, 3],
         "at": "2024-05-01T12:30:00",
-        "previous": {"alert_type": "srm", "succeeded": ["slack:x"], "failed": []},
+        "previous": {"alert_type": "srm", "succeeded": ["slack:x"], "failed": [], "deliveries": []},
     }
     assert outcome.ok
     slack, custom = server.received
@@ -268,7 +272,7 @@ def test_result_record_can_be_the_whole_payload(server):
     dispatcher.register_custom(server.url("/custom"))
     assert dispatcher.dispatch("srm", "msg", record).ok
 
-    expected = {"alert_type": "srm", "succeeded": ["slack:x"], "failed": ["email:y"]}
+    expected = {"alert_type": "srm", "succeeded": ["slack:x"], "failed": ["email:y"], "deliveries": []}
     assert server.received[0].json()["details"] == expected
 
 
@@ -301,9 +305,10 @@ def test_order_is_slack_email_custom_then_callbacks(server):
 
 def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
     secret = "/services/T000/SECRET-TOKEN"
-    dispatcher = WebhookAlertDispatcher(timeout=0.3)
+    dispatcher = WebhookAlertDispatcher(timeout=0.3, deadline=0.6, attempts=2, backoff=0.01)
     dispatcher.register_slack(server.url(f"/status/500{secret}?key=SECRET-TOKEN"))
-    dispatcher.register_email(f"http://127.0.0.1:{_closed_port()}{secret}")
+    email_port = _closed_port()
+    dispatcher.register_email(f"http://127.0.0.1:{email_port}{secret}")
     dispatcher.register_custom(server.url(f"/echo-reason{secret}"))
     dispatcher.register_custom(server.url(f"/slow{secret}"))
     with caplog.at_level(logging.DEBUG, logger="xpyrment_sql.alerts.dispatcher"):
@@ -318,7 +323,7 @@ def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
     assert "HTTP 500 Internal Server Error" in caplog.text
     assert "HTTP 502 Bad Gateway" in caplog.text
     assert "ConnectionRefusedError" in caplog.text
-    assert "deadline" in caplog.text
+    assert "no answer within" in caplog.text
     # ... but nothing of the secret path, even when the server echoes it in its reason phrase
     assert "SECRET-TOKEN" not in caplog.text
     assert "T000" not in caplog.text
@@ -326,6 +331,9 @@ def test_secret_url_parts_never_reach_logs_or_outcome(server, caplog):
     assert "SECRET-TOKEN" not in repr(dispatcher.handler_names)
     assert "SECRET-TOKEN" not in repr(vars(dispatcher))
     assert "SECRET-TOKEN" not in json.dumps(outcome.to_dict())
+    assert "T000" not in json.dumps(outcome.to_dict())
+    hosts = [d.host for d in outcome.deliveries]
+    assert hosts == [server.host, f"127.0.0.1:{email_port}", server.host, server.host]
 
 
 def test_handler_names_use_host_only_and_callable_type_without_name():
@@ -383,6 +391,33 @@ def test_non_callable_callback_is_rejected():
 def test_bad_timeout_is_rejected(timeout):
     with pytest.raises(ParameterError, match=r"^timeout must be a finite number of seconds > 0"):
         WebhookAlertDispatcher(timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"deadline": 0}, r"^deadline must be a finite number of seconds > 0, got 0"),
+        ({"deadline": float("inf")}, r"^deadline must be a finite number of seconds > 0"),
+        ({"deadline": "30"}, r"^deadline must be a finite number of seconds > 0"),
+        ({"attempts": 0}, r"^attempts must be an int >= 1 \(1: no retry\), got 0"),
+        ({"attempts": 2.0}, r"^attempts must be an int >= 1"),
+        ({"attempts": True}, r"^attempts must be an int >= 1"),
+        ({"backoff": -0.1}, r"^backoff must be a finite number of seconds >= 0"),
+        ({"backoff": float("nan")}, r"^backoff must be a finite number of seconds >= 0"),
+    ],
+)
+def test_bad_retry_options_are_rejected_naming_them(options, message):
+    with pytest.raises(ParameterError, match=message):
+        WebhookAlertDispatcher(**options)
+
+
+def test_retry_options_have_defaults_and_the_deadline_follows_the_timeout():
+    dispatcher = WebhookAlertDispatcher()
+    options = (dispatcher.timeout, dispatcher.deadline, dispatcher.attempts, dispatcher.backoff)
+    assert options == (10, 30, 4, 0.5)
+    assert WebhookAlertDispatcher(timeout=2).deadline == 6
+    custom = WebhookAlertDispatcher(timeout=2, deadline=5, attempts=np.int64(1), backoff=0)
+    assert (custom.deadline, custom.attempts, custom.backoff) == (5, 1, 0)
 
 
 def test_timeout_is_keyword_only_with_a_default():

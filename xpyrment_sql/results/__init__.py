@@ -11,7 +11,7 @@ The records live by concept, and import only downwards (``base`` <- ``traffic``,
 - :mod:`~xpyrment_sql.results.traffic`: the traffic matrix and the traffic-drop test;
 - :mod:`~xpyrment_sql.results.srm`: the SRM tests and multiple exposure;
 - :mod:`~xpyrment_sql.results.metrics`: metric calculations and guardrails;
-- :mod:`~xpyrment_sql.results.telemetry`: a telemetry run and the alerts it dispatched;
+- :mod:`~xpyrment_sql.results.telemetry`: a telemetry run, the alerts it dispatched and their deliveries;
 - :mod:`~xpyrment_sql.results.fleet`: every experiment of a table, one verdict each.
 """
 
@@ -25,11 +25,12 @@ from xpyrment_sql.results.srm import (
     SegmentSRMResult,
     SequentialSRMResult,
 )
-from xpyrment_sql.results.telemetry import DispatchOutcome, StateRun, TelemetryReport
+from xpyrment_sql.results.telemetry import DeliveryRecord, DispatchOutcome, StateRun, TelemetryReport
 from xpyrment_sql.results.traffic import TrafficAnomalyResult, TrafficMatrix
 
 __all__ = [
     "AnytimeSRMResult",
+    "DeliveryRecord",
     "DispatchOutcome",
     "ExperimentStatus",
     "FleetReport",

@@ -80,9 +80,9 @@ class Result(Mapping[str, Any]):
         >>> outcome["alert_type"], outcome.alert_type, outcome.ok
         ('srm', 'srm', True)
         >>> list(outcome)
-        ['alert_type', 'succeeded', 'failed']
+        ['alert_type', 'succeeded', 'failed', 'deliveries']
         >>> outcome.to_dict()
-        {'alert_type': 'srm', 'succeeded': ['slack:hooks.slack.com'], 'failed': []}
+        {'alert_type': 'srm', 'succeeded': ['slack:hooks.slack.com'], 'failed': [], 'deliveries': []}
     """
 
     def __getitem__(self, key: str) -> Any:
