@@ -23,7 +23,7 @@ from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import multiple_exposure
 from xpyrment_sql.checks.fleet import run_fleet
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
-from xpyrment_sql.checks.incremental import DEFAULT_LATENESS, StateSettings
+from xpyrment_sql.checks.incremental import DEFAULT_LATENESS, DEFAULT_RENOTIFY, StateSettings
 from xpyrment_sql.checks.metrics import Metric, calculate_metrics
 from xpyrment_sql.checks.segments import check_dimension_cols, srm_by_segment
 from xpyrment_sql.checks.srm import anytime, live_srm, sprt, sprt_candidate_shares
@@ -99,6 +99,10 @@ class LiveMonitor:
             columns, bin size or zone, which is refused otherwise).
         verify: With ``state``, also recompute from the whole log and report any difference
             (``report.state.differences``): rows later than ``lateness`` show up there.
+        renotify: With ``state`` and a dispatcher, alerts are paged: each is sent at its onset,
+            again only after it stayed active this long (default 24 hours), and a "resolved"
+            message follows when its condition clears (see :mod:`xpyrment_sql.checks.paging`).
+            Without ``state`` every run sends every active alert.
 
     Attributes:
         shutoff_triggered: Sticky flag, set once an SRM check fires in :meth:`run_telemetry_checks`.
@@ -125,6 +129,7 @@ class LiveMonitor:
         lateness: Any = DEFAULT_LATENESS,
         refresh: bool = False,
         verify: bool = False,
+        renotify: Any = DEFAULT_RENOTIFY,
     ) -> None:
         self.source: Source = open_source(
             data,
@@ -139,7 +144,7 @@ class LiveMonitor:
         self.dispatcher = dispatcher
         self.tz = check_tz(tz)
         self._until = _parse_until(until)
-        self.state = None if state is None else StateSettings.of(state, lateness, refresh, verify)
+        self.state = None if state is None else StateSettings.of(state, lateness, refresh, verify, renotify)
         self.shutoff_triggered = False
 
     @property

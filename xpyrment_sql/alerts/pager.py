@@ -227,6 +227,21 @@ def alert_key(
     return ";".join(f"{label}={_key_part(value)}" for label, value in parts if value is not None)
 
 
+def key_experiment(key: str) -> str | None:
+    """The experiment an :func:`alert_key` names, as text (``None`` when it names none).
+
+    Examples:
+        >>> key_experiment(alert_key("NO_TRAFFIC", {"experiment": "a;b"}))
+        'a;b'
+        >>> key_experiment("check=NO_TRAFFIC") is None
+        True
+    """
+    first = key.split(";", 1)[0]
+    if not first.startswith("experiment="):
+        return None
+    return first.removeprefix("experiment=").replace("%3B", ";").replace("%25", "%")
+
+
 HistoryRow = tuple[str, str, pd.Timestamp, pd.Timestamp, bool]
 """One row of the history: ``(key, kind, first_fired, last_sent, active)``."""
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
+from xpyrment_sql.alerts.pager import ActiveAlert, PagerDecision, alert_key, key_experiment
 from xpyrment_sql.alerts.rules import AlertKind, report_alerts
 from xpyrment_sql.bins import BinSpec, as_utc
 from xpyrment_sql.checks.guardrails import judge_guardrails
 from xpyrment_sql.checks.incremental import StateSettings, differ, fingerprint, incremental_counts
 from xpyrment_sql.checks.metrics import Metric, check_metric_columns, metrics_from_moments
+from xpyrment_sql.checks.paging import dispatch, page
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
 from xpyrment_sql.checks.telemetry import telemetry_from_counts
 from xpyrment_sql.checks.traffic import MAX_MATRIX_CELLS, check_counts, chunks_for, matrix_rows
@@ -34,7 +36,14 @@ from xpyrment_sql.config import ConfigError, ExperimentConfig, FleetConfig
 from xpyrment_sql.errors import ColumnError, DataError, ParameterError
 from xpyrment_sql.queries.fleet import EXPERIMENT, Window, fleet_counts, fleet_moments, fleet_rows
 from xpyrment_sql.queries.traffic import SprtSpec
-from xpyrment_sql.results import DispatchOutcome, ExperimentStatus, FleetReport, StateRun, to_jsonable
+from xpyrment_sql.results import (
+    DeliveryRecord,
+    DispatchOutcome,
+    ExperimentStatus,
+    FleetReport,
+    StateRun,
+    to_jsonable,
+)
 from xpyrment_sql.results.metrics import GuardrailReport
 from xpyrment_sql.settings import CheckSettings, Design
 from xpyrment_sql.source import Source
@@ -119,13 +128,15 @@ def run_fleet(
                         statuses.append(_unconfigured(key, rows))
                     else:
                         statuses.append(judging.judge(unlisted, rows, moments.get(key), runs.get(key)))
-    routes = {experiment.id: experiment.routes for experiment in config.experiments}
-    statuses = [
-        _dispatched(status, routes.get(status.experiment, config.default_routes), dispatcher)
-        for status in statuses
-    ]
+        routes = {str(experiment.id): experiment.routes for experiment in config.experiments}
+        send = _Sender(routes, config.default_routes, dispatcher)
+        deliveries: tuple[DeliveryRecord, ...] = ()
+        if kept is None:
+            statuses = [send.all_alerts(status) for status in statuses]
+        else:
+            statuses, deliveries = send.paged(statuses, kept[0], kept[1].renotify)
     statuses.sort(key=lambda status: (status.severity, str(status.experiment)))
-    return FleetReport(tuple(statuses), config.path, queries)
+    return FleetReport(tuple(statuses), config.path, queries, deliveries)
 
 
 def fleet_fingerprint(
@@ -405,27 +416,71 @@ def _plain(value: object) -> str | int:
     return plain if isinstance(plain, (str, int)) else str(plain)
 
 
-def _dispatched(
-    status: ExperimentStatus,
-    routes: Iterable[tuple[str, str]],
-    dispatcher: WebhookAlertDispatcher | None,
-) -> ExperimentStatus:
-    """Send the experiment's alerts, named by it, to its routes and to ``dispatcher``."""
-    routes = tuple(routes)
-    if not status.alerts or (dispatcher is None and not routes):
-        return status
-    targets = [dispatcher] if dispatcher is not None else []
-    if routes:
-        routed = WebhookAlertDispatcher()
-        for kind, url in routes:
-            register = {"slack": routed.register_slack, "email": routed.register_email}
-            register.get(kind, routed.register_custom)(url)
-        targets.append(routed)
-    sent: list[DispatchOutcome] = []
-    for kind, message, payload in _alerts(status):
-        for target in targets:
-            sent.append(target.dispatch(kind, message, payload))
-    return dataclasses.replace(status, dispatches=tuple(sent))
+class _Sender:
+    """Where each experiment's alerts go: its routes (or the default ones) and the monitor's
+    dispatcher; one routed dispatcher per experiment, built when it first sends."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, tuple[tuple[str, str], ...]],
+        default_routes: tuple[tuple[str, str], ...],
+        dispatcher: WebhookAlertDispatcher | None,
+    ) -> None:
+        self._routes = routes
+        self._default_routes = default_routes
+        self._dispatcher = dispatcher
+        self._targets: dict[str | None, tuple[WebhookAlertDispatcher, ...]] = {}
+
+    def targets(self, experiment: str | None) -> tuple[WebhookAlertDispatcher, ...]:
+        """The dispatchers of ``experiment`` (its id as text)."""
+        if experiment not in self._targets:
+            routes = self._routes.get(experiment, self._default_routes) if experiment is not None else ()
+            targets = [self._dispatcher] if self._dispatcher is not None else []
+            if routes:
+                routed = WebhookAlertDispatcher()
+                for kind, url in routes:
+                    register = {"slack": routed.register_slack, "email": routed.register_email}
+                    register.get(kind, routed.register_custom)(url)
+                targets.append(routed)
+            self._targets[experiment] = tuple(targets)
+        return self._targets[experiment]
+
+    def all_alerts(self, status: ExperimentStatus) -> ExperimentStatus:
+        """Send every alert of the experiment, named by it (a run without a state file)."""
+        targets = self.targets(str(status.experiment))
+        if not status.alerts or not targets:
+            return status
+        sent = [
+            target.dispatch(kind, message, payload)
+            for kind, message, payload in _alerts(status)
+            for target in targets
+        ]
+        return dataclasses.replace(status, dispatches=tuple(sent))
+
+    def paged(
+        self, statuses: Sequence[ExperimentStatus], store: StateStore, renotify: pd.Timedelta
+    ) -> tuple[list[ExperimentStatus], tuple[DeliveryRecord, ...]]:
+        """Page every experiment's alerts with the state file's history: onsets, repeats after
+        ``renotify`` and resolves, each to the routes of the experiment its key names."""
+        active = [
+            ActiveAlert(alert_key(kind, payload), kind, message, payload)
+            for status in statuses
+            for kind, message, payload in _alerts(status)
+        ]
+
+        def send(decision: PagerDecision) -> list[DispatchOutcome]:
+            return [dispatch(target, decision) for target in self.targets(key_experiment(decision.key))]
+
+        sent, deliveries = page(store, active, send, renotify)
+        by_experiment: dict[str | None, tuple[DispatchOutcome, ...]] = {}
+        for key, outcomes in sent.items():
+            name = key_experiment(key)
+            by_experiment[name] = by_experiment.get(name, ()) + outcomes
+        paged = [
+            dataclasses.replace(status, dispatches=by_experiment.get(str(status.experiment), ()))
+            for status in statuses
+        ]
+        return paged, deliveries
 
 
 def _alerts(status: ExperimentStatus) -> list[tuple[str, str, Mapping[str, Any]]]:

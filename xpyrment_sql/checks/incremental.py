@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from xpyrment_sql import queries
+from xpyrment_sql.alerts import pager
 from xpyrment_sql.bins import BinSpec, as_utc
 from xpyrment_sql.checks.exposure import exposure_from_events
 from xpyrment_sql.checks.srm import SprtCrossings
@@ -75,6 +76,9 @@ FORMAT = "2"
 DEFAULT_LATENESS = pd.Timedelta(hours=1)
 """How late a row may arrive and still be counted by an incremental run (see the module docstring)."""
 
+DEFAULT_RENOTIFY = pd.Timedelta(pager.DEFAULT_RENOTIFY)
+"""How long an alert that stays active waits before a run with a state file sends it again."""
+
 FIRSTS, COUNTS = "first_exposures", "counts"
 """State tables: every pair's first exposure (embedded engine only) and the counts per bin."""
 
@@ -99,20 +103,31 @@ class StateSettings:
         lateness: How late a row may arrive and still be counted (see the module docstring).
         refresh: Rebuild the state from the whole log instead of refusing one that does not match.
         verify: Also recompute everything from the whole log and report any difference.
+        renotify: How long an alert that stays active waits before it is sent again (the state
+            file is the pager's memory: :mod:`xpyrment_sql.checks.paging`).
     """
 
     path: Path
     lateness: pd.Timedelta = DEFAULT_LATENESS
     refresh: bool = False
     verify: bool = False
+    renotify: pd.Timedelta = DEFAULT_RENOTIFY
 
     @classmethod
-    def of(cls, path: str | os.PathLike[str], lateness: object, refresh: bool, verify: bool) -> StateSettings:
-        """Validated settings: a path to a file (not a folder) and a non-negative lateness."""
+    def of(
+        cls,
+        path: str | os.PathLike[str],
+        lateness: object,
+        refresh: bool,
+        verify: bool,
+        renotify: object = DEFAULT_RENOTIFY,
+    ) -> StateSettings:
+        """Validated settings: a path to a file (not a folder), a non-negative lateness and a
+        positive renotify interval."""
         target = Path(path)
         if target.is_dir():
             raise ParameterError(f"state={os.fspath(path)!r} is a folder; expected the path of a state file")
-        return cls(target, check_lateness(lateness), bool(refresh), bool(verify))
+        return cls(target, check_lateness(lateness), bool(refresh), bool(verify), check_renotify(renotify))
 
 
 def fingerprint(
@@ -142,6 +157,17 @@ def fingerprint(
 def _digest(sprt: SprtSpec) -> str:
     """A short, stable name of the SPRT's design (its candidate shares, delta and alpha)."""
     return hashlib.sha256(repr((sprt.coefficients, sprt.log_threshold)).encode()).hexdigest()[:12]
+
+
+def check_renotify(renotify: object) -> pd.Timedelta:
+    """``renotify`` as a positive Timedelta (``"24h"``, ``timedelta``, ``pd.Timedelta``)."""
+    try:
+        value = pd.Timedelta(renotify)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"renotify={renotify!r} is not a duration; expected e.g. '24h' or '6h'") from exc
+    if pd.isna(value) or value <= pd.Timedelta(0):
+        raise ParameterError(f"renotify={renotify!r} must be a positive duration, e.g. '24h'")
+    return value
 
 
 def check_lateness(lateness: object) -> pd.Timedelta:
@@ -386,28 +412,36 @@ def check_state_run(exact: bool) -> None:
         raise ParameterError("state= counts active units exactly; use it with exact=True")
 
 
+def open_state(
+    source: Source, variant_col: str, bins: BinSpec, state: StateSettings, sprt: SprtSpec | None = None
+) -> StateStore:
+    """Lock and open the state file of a single experiment's run (attached to the embedded engine
+    when the source is on it), checked against what the run is built from."""
+    if sprt is not None:
+        source.require_window_functions("the SPRT's first crossing with a state file")
+    prints = fingerprint(source, variant_col, bins, sprt)
+    con = source.backend.con if source.embedded else None
+    return StateStore.open(state.path, prints, con=con, refresh=state.refresh)
+
+
 def checked_incrementally(
     source: Source,
     variant_col: str,
     bins: BinSpec,
     until: pd.Timestamp | None,
     state: StateSettings,
+    store: StateStore,
     sprt: SprtSpec | None = None,
     sprt_shares: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, StateRun]:
     """Every bin's counts from the state file plus the new rows (the state updated), as a full run's
     :func:`~xpyrment_sql.checks.traffic.fetch_counts` with ``exposure=True`` returns them.
 
-    With ``state.verify``, the counts are recomputed from the whole log (one more query) and any
-    difference in the traffic matrix, multiple exposure or the SPRT's crossing is listed in the
-    returned record.
+    ``store`` is the state file opened by :func:`open_state`. With ``state.verify``, the counts are
+    recomputed from the whole log (one more query) and any difference in the traffic matrix,
+    multiple exposure or the SPRT's crossing is listed in the returned record.
     """
-    if sprt is not None:
-        source.require_window_functions("the SPRT's first crossing with a state file")
-    prints = fingerprint(source, variant_col, bins, sprt)
-    con = source.backend.con if source.embedded else None
-    with StateStore.open(state.path, prints, con=con, refresh=state.refresh) as store:
-        counts, run = incremental_counts(source, variant_col, bins, until, store, state.lateness, sprt)
+    counts, run = incremental_counts(source, variant_col, bins, until, store, state.lateness, sprt)
     if state.verify:
         full = fetch_counts(source, variant_col, bins, until, sprt=sprt, exposure=True)
         differences = differ(counts, full, bins, variant_col, until, sprt_shares if sprt else ())

@@ -16,12 +16,19 @@ from collections.abc import Sequence
 import pandas as pd
 
 from xpyrment_sql.alerts.dispatcher import WebhookAlertDispatcher
+from xpyrment_sql.alerts.pager import ActiveAlert
 from xpyrment_sql.alerts.rules import report_alerts, shutoff_required, telemetry_alerts
 from xpyrment_sql.bins import BinSpec
 from xpyrment_sql.checks.drops import judge_traffic_drop
 from xpyrment_sql.checks.exposure import exposure_from_events
 from xpyrment_sql.checks.guardrails import GuardrailMetric, check_guardrails
-from xpyrment_sql.checks.incremental import StateSettings, check_state_run, checked_incrementally
+from xpyrment_sql.checks.incremental import (
+    StateSettings,
+    check_state_run,
+    checked_incrementally,
+    open_state,
+)
+from xpyrment_sql.checks.paging import dispatch, page, recent_deliveries
 from xpyrment_sql.checks.srm import (
     SPRT_DELTA,
     SprtCrossings,
@@ -58,7 +65,9 @@ def run_telemetry(
 
     ``shutoff_triggered`` in the record is this run's verdict; the monitor keeps it sticky. With
     ``state``, the traffic matrix and the multiple-exposure counts come from the state file plus the
-    rows since its watermark (:mod:`xpyrment_sql.checks.incremental`), exactly as a full run's.
+    rows since its watermark (:mod:`xpyrment_sql.checks.incremental`), exactly as a full run's, and
+    the alerts are paged (:mod:`xpyrment_sql.checks.paging`): sent at their onset, repeated after
+    ``state.renotify``, resolved when they clear; without it every active alert is sent.
     """
     guarded = None
     if guardrails:
@@ -74,14 +83,26 @@ def run_telemetry(
     spec = sprt_query(sprt_shares, SPRT_DELTA, settings.sequential_alpha)
     if state is None:
         counts = fetch_counts(source, variant_col, bins, until, exact, spec, exposure=share is not None)
-    else:
-        check_state_run(exact)
-        counts, run = checked_incrementally(source, variant_col, bins, until, state, spec, sprt_shares)
-    report = telemetry_from_counts(counts, variant_col, design, settings, bins, until, guarded, run)
-    if dispatcher is None:
-        return report
-    dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in report_alerts(report))
-    return dataclasses.replace(report, dispatches=dispatches)
+        report = telemetry_from_counts(counts, variant_col, design, settings, bins, until, guarded)
+        if dispatcher is None:
+            return report
+        alerts = report_alerts(report)
+        dispatches = tuple(dispatcher.dispatch(a.kind.value, a.message, a.payload) for a in alerts)
+        return dataclasses.replace(report, dispatches=dispatches)
+    check_state_run(exact)
+    with open_state(source, variant_col, bins, state, spec) as store:
+        counts, run = checked_incrementally(source, variant_col, bins, until, state, store, spec, sprt_shares)
+        report = telemetry_from_counts(counts, variant_col, design, settings, bins, until, guarded, run)
+        if dispatcher is None:
+            return dataclasses.replace(
+                report, state=dataclasses.replace(run, deliveries=recent_deliveries(store))
+            )
+        active = [ActiveAlert.from_alert(alert) for alert in report_alerts(report)]
+        sent, deliveries = page(store, active, lambda d: [dispatch(dispatcher, d)], state.renotify)
+    dispatches = tuple(outcome for outcomes in sent.values() for outcome in outcomes)
+    return dataclasses.replace(
+        report, dispatches=dispatches, state=dataclasses.replace(run, deliveries=deliveries)
+    )
 
 
 def telemetry_from_counts(

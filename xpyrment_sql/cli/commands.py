@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from xpyrment_sql.cli.output import emit, print_run
 from xpyrment_sql.cli.progress import ProgressIndicator
 from xpyrment_sql.cli.run import run_report
 from xpyrment_sql.config import read_config
+from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.monitor import LiveMonitor
 from xpyrment_sql.queries.log import recording_sql
 from xpyrment_sql.queries.sql import named_source
@@ -191,12 +193,25 @@ def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) 
 
 
 def _dispatcher(args: argparse.Namespace) -> WebhookAlertDispatcher | None:
-    """The dispatcher of the ``--slack`` and ``--webhook`` options (None without any)."""
-    dispatcher = WebhookAlertDispatcher(timeout=args.alert_timeout)
+    """The dispatcher of the ``--slack``, ``--webhook`` and ``--pagerduty-key-env`` options (None
+    without any).
+
+    Raises:
+        ParameterError: a ``--pagerduty-key-env`` variable is unset or empty (named, never its value).
+    """
+    dispatcher = WebhookAlertDispatcher(timeout=args.alert_timeout, deadline=args.alert_deadline)
     for url in args.slack:
         dispatcher.register_slack(url)
     for url in args.webhook:
         dispatcher.register_custom(url)
+    for variable in args.pagerduty_key_env:
+        key = os.environ.get(variable, "")
+        if not key:
+            raise ParameterError(
+                f"--pagerduty-key-env {variable}: the environment variable is unset or empty; expected "
+                "it to hold a PagerDuty routing key"
+            )
+        dispatcher.register_pagerduty(key)
     return dispatcher if dispatcher.handler_names else None
 
 
@@ -215,6 +230,7 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
         "lateness": args.lateness,
         "refresh": args.full_refresh,
         "verify": args.verify,
+        "renotify": args.renotify,
     }
 
 

@@ -264,15 +264,35 @@ def _add_state_arguments(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --state: also recompute from the whole log and report any difference",
     )
+    command.add_argument(
+        "--renotify",
+        default="24h",
+        help="with --state: send an alert that stays active again after this long (default: 24h); "
+        "alerts are sent once at onset, and a resolve when they clear",
+    )
 
 
 def _add_alert_arguments(command: argparse.ArgumentParser) -> None:
-    """Where alerts go (``--slack``, ``--webhook``, repeatable) and how long each delivery may take."""
+    """Where alerts go (``--slack``, ``--webhook``, ``--pagerduty-key-env``, repeatable) and how long
+    each delivery may take."""
     command.add_argument("--slack", action="append", default=[], help="Slack webhook URL for alerts")
     command.add_argument("--webhook", action="append", default=[], help="HTTP endpoint for alerts")
+    command.add_argument(
+        "--pagerduty-key-env",
+        action="append",
+        default=[],
+        metavar="VAR",
+        help="environment variable holding a PagerDuty Events API v2 routing key (a secret: never "
+        "on the command line)",
+    )
     command.add_argument(
         "--alert-timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds each webhook delivery may take in total (default: {DEFAULT_TIMEOUT:g})",
+        help=f"seconds one attempt at a webhook may take (default: {DEFAULT_TIMEOUT:g})",
+    )
+    command.add_argument(
+        "--alert-deadline",
+        type=float,
+        help="seconds all attempts at one webhook may take, retries included (default: 3 x the timeout)",
     )

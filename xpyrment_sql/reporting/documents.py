@@ -84,7 +84,7 @@ def html_page(title: str, started: str, body: str) -> str:
     ``data:`` images, inline styles, and the title and run time (``started``, UTC) on top."""
     heading, stamp = html.escape(title), html.escape(started)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{heading}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
@@ -102,9 +102,7 @@ def html_section(section: Section, anchor: str | None = None) -> str:
 def html_block(block: Block) -> str:
     if isinstance(block, Table):
         header = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
-        rows = "".join(
-            "<tr>" + "".join(_html_cell(cell) for cell in row) + "</tr>\n" for row in block.rows
-        )
+        rows = "".join("<tr>" + "".join(_html_cell(cell) for cell in row) + "</tr>\n" for row in block.rows)
         return f'<div class="scroll"><table>\n<tr>{header}</tr>\n{rows}</table></div>'
     if isinstance(block, Code):
         return (

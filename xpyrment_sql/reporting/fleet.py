@@ -23,7 +23,7 @@ from xpyrment_sql.reporting.documents import (
     markdown_text,
     report_format,
 )
-from xpyrment_sql.reporting.sections import Chart, Section, Table, experiment_blocks
+from xpyrment_sql.reporting.sections import Chart, Section, Table, delivery_blocks, experiment_blocks
 from xpyrment_sql.results import ExperimentStatus, FleetReport
 
 
@@ -125,6 +125,8 @@ def fleet_sections(fleet: FleetReport, config: FleetConfig) -> list[Section]:
         )
         blocks = experiment_blocks(status.report, Chart(png, note))
         sections.append(Section(f"Experiment {status.experiment}", (*status.notes, *blocks)))
+    if fleet.deliveries:
+        sections.append(Section("Alert deliveries", delivery_blocks(fleet.deliveries)))
     return sections
 
 

@@ -13,12 +13,13 @@ still in progress at the evaluation instant is shown, newest first, marked "in p
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xpyrment_sql.reporting import text as report
-from xpyrment_sql.results import SegmentSRMResult, TelemetryReport
+from xpyrment_sql.results import DeliveryRecord, SegmentSRMResult, TelemetryReport
 
 if TYPE_CHECKING:
     from xpyrment_sql.reporting.records import MonitoringReport
@@ -89,6 +90,8 @@ def report_sections(run: MonitoringReport) -> list[Section]:
         sections.append(Section("Metrics", _metric_blocks(run.metrics)))
     if telemetry.guardrails is not None:
         sections.append(Section("Guardrails", _guardrail_blocks(telemetry.guardrails)))
+    if telemetry.state is not None and telemetry.state.deliveries:
+        sections.append(Section("Alert deliveries", delivery_blocks(telemetry.state.deliveries)))
     sql = tuple(Code(f"{i}. {s.check}", s.sql) for i, s in enumerate(run.statements, 1))
     sections.append(Section("SQL that ran", sql or ("No query was sent.",)))
     settings = Table(("setting", "value"), tuple((name, _text(value)) for name, value in run.settings))
@@ -103,6 +106,26 @@ def report_sections(run: MonitoringReport) -> list[Section]:
         )
     )
     return sections
+
+
+def delivery_blocks(deliveries: Sequence[DeliveryRecord]) -> tuple[Block, ...]:
+    """The delivery history the state file keeps, newest first: when, to which handler (kind and
+    host, never the URL), which alert, trigger or resolve, the outcome and the attempts it took."""
+    rows = tuple(
+        (
+            record.sent_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            record.handler,
+            record.key,
+            record.action,
+            record.outcome,
+            str(record.attempts),
+            record.reason or ("" if record.status is None else f"HTTP {record.status}"),
+        )
+        for record in deliveries
+    )
+    lead = f"The {len(rows)} most recent deliveries kept in the state file, newest first."
+    header = ("sent", "handler", "alert", "action", "outcome", "attempts", "detail")
+    return (lead, Table(header, rows))
 
 
 def _traffic_blocks(telemetry: TelemetryReport) -> tuple[Block, ...]:

@@ -7,7 +7,7 @@ import dataclasses
 import pandas as pd
 
 from xpyrment_sql.results.base import Result
-from xpyrment_sql.results.telemetry import DispatchOutcome, TelemetryReport
+from xpyrment_sql.results.telemetry import DeliveryRecord, DispatchOutcome, TelemetryReport
 
 STATUSES = ("shutoff", "alert", "no traffic", "healthy", "not running", "unconfigured")
 """Statuses from most to least severe: an SRM (the experiment must stop), another alert, no rows since
@@ -53,11 +53,13 @@ class FleetReport(Result):
         experiments: One status per experiment, configured or seen in the data.
         config_path: The config file the experiments were read from.
         queries: How many queries reached the backend (one per distinct bin size and SPRT design).
+        deliveries: With a state file, the most recent alert deliveries kept in it, newest first.
     """
 
     experiments: tuple[ExperimentStatus, ...]
     config_path: str
     queries: int
+    deliveries: tuple[DeliveryRecord, ...] = ()
 
     def __getitem__(self, key: str) -> object:
         """A field by name, or an experiment's status by its id."""

@@ -153,6 +153,8 @@ class StateRun(Result):
         verified: With ``verify=True``, whether a full recomputation gave the same numbers; else ``None``.
         differences: What differed from the full recomputation (rows that arrived later than the
             lateness allowance show up here).
+        deliveries: The most recent alert deliveries kept in the file, newest first (this run's
+            included; see :mod:`xpyrment_sql.checks.paging`).
     """
 
     state_path: str
@@ -161,6 +163,7 @@ class StateRun(Result):
     watermark: pd.Timestamp | None = None
     verified: bool | None = None
     differences: tuple[str, ...] = ()
+    deliveries: tuple[DeliveryRecord, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
