@@ -51,6 +51,12 @@ start = 2026-01-06
 """
 
 
+def after(log: pd.DataFrame) -> pd.Timestamp:
+    """Where a fleet run without ``until`` evaluates every experiment: just after the table's latest
+    exposure (so a single monitor of one experiment's rows counts the same rows on the same bins)."""
+    return log.ts.max().tz_localize("UTC") + pd.Timedelta(microseconds=1)
+
+
 def comparable(report: xs.TelemetryReport) -> dict:
     data = report.to_dict()
     data.pop("state")
@@ -78,11 +84,31 @@ def test_each_experiment_gets_what_its_own_monitor_gives_from_one_query(config, 
         rows = log[log.experiment == experiment].drop(columns="experiment")
         if start is not None:
             rows = rows[rows.ts >= start]
-        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(ratios, freq="h")
+        alone = xs.LiveMonitor(rows, time_col="ts", until=after(log)).run_telemetry_checks(ratios, freq="h")
         status = fleet[experiment]
         assert comparable(status.report) == comparable(alone)
         assert status.units == rows.unit_id.nunique(), "units counted within the experiment only"
         assert status.last_seen == rows.ts.max().tz_localize("UTC")
+
+
+def test_an_experiment_whose_traffic_stopped_is_judged_at_the_tables_latest_exposure(tmp_path):
+    """Without ``until``, checkout's traffic stopping at 22:00 while the table fills until midnight is
+    a drop in the 22:00 bin, not an experiment evaluated at its own last row (21:59, no drop)."""
+    path = tmp_path / "fleet.toml"
+    path.write_text(CONFIG)
+    log = fleet_log()
+    stop = START + pd.Timedelta(days=3, hours=22)
+    stopped = log[(log.experiment != "checkout") | (log.ts < stop)]
+    fleet = xs.LiveMonitor(stopped, time_col="ts").check_all(path, "experiment")
+    checkout = fleet["checkout"]
+    assert checkout.last_seen < stop.tz_localize("UTC")
+    assert "TRAFFIC_DROP_ANOMALY" in checkout.alerts
+    drop = checkout.report.traffic_anomaly
+    assert drop.judged_bin == stop
+    assert drop.latest_volume == 0
+    own = stopped[stopped.experiment == "checkout"].drop(columns="experiment")
+    alone = xs.LiveMonitor(own, time_col="ts").run_telemetry_checks({"control": 1, "treatment": 1}, freq="h")
+    assert "TRAFFIC_DROP_ANOMALY" not in alone.alerts_triggered, "its own last row hides the stop"
 
 
 def test_statuses_are_sorted_by_severity_and_the_unconfigured_are_listed(config):
@@ -104,7 +130,9 @@ def test_a_default_split_tests_the_unconfigured_too(tmp_path):
     log = fleet_log()
     fleet = xs.LiveMonitor(log[log.experiment != "search"], time_col="ts").check_all(path, "experiment")
     legacy = log[log.experiment == "legacy"].drop(columns="experiment")
-    alone = xs.LiveMonitor(legacy, time_col="ts").run_telemetry_checks([1, 1], freq="h")
+    alone = xs.LiveMonitor(
+        legacy, time_col="ts", until=after(log[log.experiment != "search"])
+    ).run_telemetry_checks([1, 1], freq="h")
     assert comparable(fleet["legacy"].report) == comparable(alone)
     assert {s.status for s in fleet.experiments} == {"healthy"}
 
@@ -142,7 +170,7 @@ def test_the_seeds_sprt_per_experiment_matches_a_single_run(tmp_path):
     log = pd.concat([checkout.assign(experiment="checkout"), small.assign(experiment="small")])
     fleet = xs.LiveMonitor(log, time_col="ts").check_all(path, "experiment")
     for name, rows, ratios in (("checkout", checkout, [1, 1]), ("small", small, [1, 3])):
-        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(
+        alone = xs.LiveMonitor(rows, time_col="ts", until=after(log)).run_telemetry_checks(
             ratios, freq="h", sequential_method="sprt"
         )
         assert comparable(fleet[name].report) == comparable(alone)
@@ -388,7 +416,7 @@ def test_guardrails_per_experiment_come_from_one_more_query(tmp_path, query_log)
         rows = log[log.experiment == experiment.id].drop(columns="experiment")
         if experiment.start is not None:
             rows = rows[rows.ts >= experiment.start.tz_localize(None)]
-        alone = xs.LiveMonitor(rows, time_col="ts").run_telemetry_checks(
+        alone = xs.LiveMonitor(rows, time_col="ts", until=after(log)).run_telemetry_checks(
             experiment.design.expected_ratios, freq="h", guardrails=experiment.guardrails
         )
         status = fleet[experiment.id]

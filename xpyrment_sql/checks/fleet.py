@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -102,6 +102,7 @@ def run_fleet(
             con = source.backend.con if source.embedded else None
             store = StateStore.open(state.path, prints, con=con, refresh=state.refresh)
             kept = stack.enter_context(store), state
+        counted = []
         for (freq, sprt), experiments in groups.items():
             if sprt is not None:
                 source.require_window_functions("the SPRT's first crossings of a fleet")
@@ -115,8 +116,11 @@ def run_fleet(
             else:
                 counts, runs = count.incremental(kept[0].scope(freq), kept[1])
                 queries += kept[1].verify
+            counted.append((experiments, bins, others, counts, runs))
+        after_latest = _after_latest(counts for *_, counts, _ in counted)
+        for experiments, bins, others, counts, runs in counted:
             per_experiment = {key: part.drop(columns=EXPERIMENT) for key, part in counts.groupby(EXPERIMENT)}
-            judging = _Judging(variant_col, bins, until, config.path)
+            judging = _Judging(variant_col, bins, until, after_latest, config.path)
             for experiment in experiments:
                 key = typed[experiment.id]
                 rows = per_experiment.pop(key, None)
@@ -240,6 +244,7 @@ class _Judging:
     variant_col: str
     bins: BinSpec
     until: pd.Timestamp | None
+    after_latest: pd.Timestamp | None
     path: str
 
     def judge(
@@ -254,7 +259,9 @@ class _Judging:
         Only a running experiment is judged as one: before its ``start`` or after its ``end`` (at
         ``until``, or now) a missing row is expected, so it is ``not running`` and raises nothing; and
         an experiment that has ended is evaluated at its ``end``, so the empty bins after it are not a
-        drop.
+        drop. Without ``until``, a running experiment is evaluated just after the fleet's latest
+        exposure (``after_latest``), not its own: an experiment whose traffic stopped while the table
+        kept filling shows the empty hours since, and its drop test sees them.
         """
         until = self.until
         instant = as_utc(until) if until is not None else pd.Timestamp.now(tz="UTC")
@@ -263,7 +270,7 @@ class _Judging:
             if ended or (experiment.start is not None and experiment.start > instant):
                 return ExperimentStatus(experiment.id, "not running")
             return ExperimentStatus(experiment.id, "no traffic", (AlertKind.NO_TRAFFIC.value,))
-        judged_at = experiment.end if ended else until
+        judged_at = experiment.end if ended else until if until is not None else self.after_latest
         guarded, note = (
             (None, None) if guardrail_inputs is None else guardrail_inputs.judge(experiment, self.variant_col)
         )
@@ -395,6 +402,16 @@ def _typed_id(experiment: str | int, source: Source, column: str, path: str) -> 
     raise ConfigError(
         f"the experiment column {column!r} holds {kind}; expected strings or integers (experiment ids)"
     )
+
+
+def _after_latest(counts: Iterable[pd.DataFrame]) -> pd.Timestamp | None:
+    """One microsecond after the latest exposure the fleet counted (aware UTC; ``None`` without any):
+    the instant a run without ``until`` evaluates every running experiment at. Rows before it are
+    every row counted, and the bin holding the latest exposure is unfinished, as a single
+    experiment's run without ``until`` treats its own latest bin."""
+    stamps = [matrix_rows(frame)["last_ts"].max() for frame in counts if not frame.empty]
+    stamps = [stamp for stamp in stamps if not pd.isna(stamp)]
+    return as_utc(pd.Timestamp(max(stamps))) + pd.Timedelta(microseconds=1) if stamps else None
 
 
 def _unconfigured(experiment: object, counts: pd.DataFrame) -> ExperimentStatus:
