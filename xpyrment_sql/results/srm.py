@@ -57,6 +57,11 @@ class AnytimeSRMResult(Result):
     (``stopped_index``, 0-based, -1 if never; ``stopped_at`` is that bin's start) whose p-value is at
     most ``alpha`` while every variant has ``min_units`` units and some variant's share is off its
     expected share by more than ``min_deviation``. Once stopped, ``srm_detected`` stays True.
+
+    ``method`` is ``"anytime"`` (the cumulative mixture) or ``"changepoint"``
+    (:mod:`xpyrment_sql.stats.changepoint`: the evidence ``R_t`` also bets on a break at the start of
+    a later day; ``running_log_bayes_factors`` holds ``log R_t``, and ``onset_at`` is the start of the
+    day carrying the most evidence when it stopped).
     """
 
     srm_detected: bool
@@ -78,6 +83,8 @@ class AnytimeSRMResult(Result):
     concentration: float = 10_000.0
     min_units: int = 0
     min_deviation: float = 0.0
+    method: str = "anytime"
+    onset_at: pd.Timestamp | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
