@@ -25,7 +25,7 @@ from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION, check_alpha, check_con
 Ratios = Sequence[float] | Mapping[Any, float]
 """Designed ratios: a list aligned with the sorted variant names, or a dict ``{variant: ratio}``."""
 
-SEQUENTIAL_METHODS = ("anytime", "sprt")
+SEQUENTIAL_METHODS = ("anytime", "changepoint", "sprt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +60,10 @@ class CheckSettings:
         drop_method: ``"seasonal"`` (same bin in earlier days or weeks) or ``"zscore"`` (the seed's).
         srm_alpha: Level of the chi-square SRM test on distinct units.
         sequential_alpha: Level of the sequential SRM test.
-        sequential_method: ``"anytime"`` (Dirichlet-multinomial mixture, any number of arms) or
-            ``"sprt"`` (the seed's two-arm SPRT).
+        sequential_method: ``"anytime"`` (Dirichlet-multinomial mixture on cumulative units, any
+            number of arms), ``"changepoint"`` (the same mixture also betting on a break at the start
+            of each later day: catches a mismatch that starts mid-experiment within hours, see
+            :mod:`xpyrment_sql.stats.changepoint`) or ``"sprt"`` (the seed's two-arm SPRT).
         concentration: Prior weight of the anytime-valid test.
         min_units: No SRM verdict while a variant has fewer units.
         min_deviation: An SRM counts only when some share is off by more than this (absolute).
@@ -115,7 +117,7 @@ def check_ratio_values(expected_ratios: Ratios) -> None:
 def check_sequential_method(method: str) -> str:
     """Return ``method`` if it names a sequential SRM test."""
     if method not in SEQUENTIAL_METHODS:
-        raise ParameterError(f"sequential_method={method!r} must be 'anytime' or 'sprt'")
+        raise ParameterError(f"sequential_method={method!r} must be 'anytime', 'changepoint' or 'sprt'")
     return method
 
 

@@ -183,7 +183,7 @@ def test_panel_four_is_the_anytime_p_value_on_a_log_scale_with_the_alpha_line(fi
     assert panel.get_yscale() == "log"
     alpha_line = next(line for line in panel.lines if line.get_label() == "alpha = 0.01")
     assert set(alpha_line.get_ydata()) == {0.01}
-    p_line = next(line for line in panel.lines if line.get_label() == "anytime-valid p-value")
+    p_line = next(line for line in panel.lines if line.get_label() == "anytime-valid p-value (cumulative)")
     p = np.asarray(p_line.get_ydata())
     assert np.all(np.diff(p) <= 0), "the running minimum never rises"
     assert p[-1] < 0.01, "the planted SRM crosses alpha"

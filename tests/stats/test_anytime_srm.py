@@ -273,6 +273,6 @@ def test_bad_anytime_parameters_fail_before_any_query(log, query_log, kwargs, wo
 
 def test_unknown_sequential_method_is_rejected(log, query_log):
     monitor = xs.LiveMonitor(log, time_col="ts")
-    with pytest.raises(ParameterError, match="sequential_method='wald' must be 'anytime' or 'sprt'"):
+    with pytest.raises(ParameterError, match="sequential_method='wald' must be 'anytime', 'changepoint' or 'sprt'"):
         monitor.run_telemetry_checks([1, 1], sequential_method="wald")
     assert query_log == []

@@ -57,7 +57,9 @@ def telemetry_alerts(
     guardrails: GuardrailReport | None = None,
 ) -> tuple[Alert, ...]:
     """The alerts a telemetry run raises, in the order they are dispatched."""
-    name = "anytime-valid" if isinstance(sequential, AnytimeSRMResult) else "SPRT"
+    name = "SPRT"
+    if isinstance(sequential, AnytimeSRMResult):
+        name = "change-point" if sequential.method == "changepoint" else "anytime-valid"
     alerts = []
     if anomaly.anomaly_detected:
         alerts.append(

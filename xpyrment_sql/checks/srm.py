@@ -31,6 +31,7 @@ from xpyrment_sql.results import (
 )
 from xpyrment_sql.settings import Ratios
 from xpyrment_sql.source import Source
+from xpyrment_sql.stats.changepoint import changepoint_srm
 from xpyrment_sql.stats.srm import (
     anytime_srm,
     chi_square_srm,
@@ -94,6 +95,19 @@ def anytime(
         matrix.bins,
         min_units,
         min_deviation,
+    )
+
+
+def changepoint(
+    matrix: TrafficMatrix,
+    expected_ratios: Ratios,
+    alpha: float,
+    min_units: int = 0,
+    min_deviation: float = 0.0,
+) -> AnytimeSRMResult:
+    """The change-point mixture on the matrix's newly exposed units per bin (no query of its own)."""
+    return changepoint_srm(
+        matrix.new, expected_ratios, matrix.variants, matrix.bins, alpha, min_units, min_deviation
     )
 
 

@@ -33,6 +33,7 @@ from xpyrment_sql.checks.srm import (
     SPRT_DELTA,
     SprtCrossings,
     anytime,
+    changepoint,
     live_srm_from_matrix,
     sprt_for_ratios,
     sprt_query,
@@ -137,6 +138,14 @@ def telemetry_from_counts(
     sequential: AnytimeSRMResult | SequentialSRMResult
     if sprt:
         sequential = sprt_for_ratios(matrix, crossings, design.expected_ratios, settings.sequential_alpha)
+    elif settings.sequential_method == "changepoint":
+        sequential = changepoint(
+            matrix,
+            design.expected_ratios,
+            settings.sequential_alpha,
+            settings.min_units,
+            settings.min_deviation,
+        )
     else:
         sequential = anytime(
             matrix,

@@ -172,6 +172,7 @@ def _run(args: argparse.Namespace, progress: ProgressIndicator, *, chart: bool) 
         z_threshold=args.z_threshold,
         drop_method=args.drop_method,
         srm_alpha=args.alpha,
+        sequential_method=args.sequential_method,
     )
     metrics = [parse_metric(text) for text in args.metric]
     guardrails = [parse_guardrail(text) for text in args.guardrail]

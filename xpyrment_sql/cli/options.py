@@ -18,6 +18,7 @@ from xpyrment_sql.alerts.dispatcher import DEFAULT_TIMEOUT
 from xpyrment_sql.checks.guardrails import DIRECTIONS, GuardrailMetric
 from xpyrment_sql.checks.metrics import MeanMetric, Metric, ProportionMetric, RatioMetric
 from xpyrment_sql.errors import ParameterError
+from xpyrment_sql.settings import SEQUENTIAL_METHODS, CheckSettings
 
 DROP_METHODS = ("seasonal", "zscore")
 METRIC_FORM = "COLUMN:KIND (KIND mean, proportion or ratio; a ratio's COLUMN is NUMERATOR/DENOMINATOR)"
@@ -201,6 +202,13 @@ def _add_check_arguments(command: argparse.ArgumentParser) -> None:
         "--z-threshold", type=float, default=None, help="z-score of a traffic drop (default: the method's)"
     )
     command.add_argument("--alpha", type=float, default=0.001, help="chi-square SRM significance")
+    command.add_argument(
+        "--sequential-method",
+        choices=SEQUENTIAL_METHODS,
+        default=CheckSettings.sequential_method,
+        help="sequential SRM test: anytime (cumulative mixture), changepoint (also bets on a break "
+        f"starting on a later day), sprt (the seed's); default {CheckSettings.sequential_method}",
+    )
     command.add_argument(
         "--until", help="evaluate as of this time, or 'now' (later rows ignored; its bin is in progress)"
     )

@@ -76,6 +76,7 @@ def run_report(
             drop_method=settings.drop_method,
             alpha=settings.sequential_alpha,
             concentration=settings.concentration,
+            sequential_method=settings.sequential_method,
         )
     shown = tuple((field.name, getattr(settings, field.name)) for field in dataclasses.fields(settings))
     shown += (("segment_cols", ", ".join(segment_cols) or None),)

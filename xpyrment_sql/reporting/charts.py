@@ -7,7 +7,8 @@
    complete bins the drop test flags marked (see :func:`xpyrment_sql.stats.anomaly.drop_flags`; the
    seasonal method by default);
 4. the anytime-valid SRM p-value after every bin on a log scale, with the ``alpha`` line
-   (see :func:`xpyrment_sql.stats.srm.anytime_p_values`).
+   (see :func:`xpyrment_sql.stats.srm.anytime_p_values`); with the change-point method, its p-value
+   too (``min(1, 1 / max R_t)``, :mod:`xpyrment_sql.stats.changepoint`) and the onset day it names.
 
 The bin still in progress at the evaluation instant (``TrafficMatrix.unfinished``) is shaded and
 hatched on every panel and labelled "in progress": it holds part of its traffic, so it is drawn as a
@@ -33,6 +34,7 @@ from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.results import TrafficMatrix
 from xpyrment_sql.stats import anomaly
+from xpyrment_sql.stats.changepoint import changepoint_evidence, day_starts
 from xpyrment_sql.stats.shares import observed_shares, share_band
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -85,6 +87,7 @@ def traffic_figure(
     drop_threshold: float = 0.5,
     alpha: float = 0.01,
     concentration: float = DEFAULT_CONCENTRATION,
+    sequential_method: str = "anytime",
 ) -> Figure:
     """Draw the four traffic panels (see the module docstring) of ``matrix``.
 
@@ -98,6 +101,7 @@ def traffic_figure(
         drop_threshold: Relative drop flagged when the z-score baseline has no variance.
         alpha: Level of the anytime-valid SRM test (the horizontal line in panel 4).
         concentration: Prior weight of the anytime-valid test.
+        sequential_method: ``"changepoint"`` also draws the change-point mixture's p-value.
 
     Returns:
         A matplotlib Figure attached to an Agg canvas.
@@ -133,7 +137,7 @@ def traffic_figure(
     _cumulative_panel(axes[0], x, matrix, colors)
     _share_panel(axes[1], x, matrix, shares, colors)
     _volume_panel(axes[2], x, matrix, totals, flags, drop_method)
-    _srm_panel(axes[3], x, matrix, shares, alpha, concentration)
+    _srm_panel(axes[3], x, matrix, shares, alpha, concentration, sequential_method == "changepoint")
     if matrix.unfinished:
         _shade_unfinished(axes, x[-1], parse_freq(matrix.freq).width)
     axes[3].set_xlabel(f"bin start ({matrix.freq} bins)")
@@ -173,6 +177,7 @@ def traffic_png(
     drop_method: str = "seasonal",
     alpha: float = 0.01,
     concentration: float = DEFAULT_CONCENTRATION,
+    sequential_method: str = "anytime",
 ) -> tuple[bytes | None, str]:
     """The report's chart of ``matrix`` as PNG bytes with ``""``, or ``None`` with the reason there is none.
 
@@ -191,6 +196,7 @@ def traffic_png(
             drop_method=drop_method,
             alpha=alpha,
             concentration=concentration,
+            sequential_method=sequential_method,
         )
     except ImportError as exc:
         return None, f"No chart: {exc}."
@@ -264,14 +270,33 @@ def _shade_unfinished(axes: Any, start: Any, width_seconds: int) -> None:
 
 
 def _srm_panel(
-    ax: Any, x: np.ndarray, matrix: TrafficMatrix, shares: np.ndarray, alpha: float, concentration: float
+    ax: Any,
+    x: np.ndarray,
+    matrix: TrafficMatrix,
+    shares: np.ndarray,
+    alpha: float,
+    concentration: float,
+    changepoint: bool = False,
 ) -> None:
+    tiny = np.finfo(float).tiny
     log_bf = anytime_log_bayes_factors(np.cumsum(matrix.new, axis=0), shares, concentration)
-    p_values = np.maximum(anytime_p_values(log_bf), np.finfo(float).tiny)
-    ax.plot(x, p_values, color="C3", label="anytime-valid p-value")
+    p_values = np.maximum(anytime_p_values(log_bf), tiny)
+    ax.plot(x, p_values, color="C3", label="anytime-valid p-value (cumulative)")
+    lowest = float(p_values.min())
+    title = "Sequential SRM: anytime-valid p-value (Dirichlet-multinomial mixture)"
+    if changepoint:
+        evidence = changepoint_evidence(matrix.new, shares, day_starts(matrix.bins))
+        mixture = np.maximum(anytime_p_values(evidence.log_evidence), tiny)
+        ax.plot(x, mixture, color="C4", label="change-point mixture p-value")
+        crossed = np.flatnonzero(mixture <= alpha)
+        if crossed.size:
+            onset = x[int(evidence.onset_index[crossed[0]])]
+            ax.axvline(onset, color="C4", linestyle="--", label="onset (most evidence at detection)")
+        lowest = min(lowest, float(mixture.min()))
+        title = "Sequential SRM: change-point mixture and cumulative anytime-valid p-values"
     ax.axhline(alpha, color="black", linestyle=":", label=f"alpha = {alpha:g}")
     ax.set_yscale("log")
-    ax.set_ylim(top=1.5, bottom=min(alpha / 10, float(p_values.min()) / 2))
-    ax.set_title("Sequential SRM: anytime-valid p-value (Dirichlet-multinomial mixture)")
+    ax.set_ylim(top=1.5, bottom=min(alpha / 10, lowest / 2))
+    ax.set_title(title)
     ax.set_ylabel("p-value")
     ax.legend(loc="lower left")

@@ -121,7 +121,14 @@ def fleet_sections(fleet: FleetReport, config: FleetConfig) -> list[Section]:
         ratios = None if chosen is None else chosen.design.expected_ratios
         window = 7 if chosen is None else chosen.settings.window
         png, note = (
-            traffic_png(status.report.traffic, ratios, window=window) if ratios is not None else (None, "")
+            traffic_png(
+                status.report.traffic,
+                ratios,
+                window=window,
+                sequential_method="anytime" if chosen is None else chosen.settings.sequential_method,
+            )
+            if ratios is not None
+            else (None, "")
         )
         blocks = experiment_blocks(status.report, Chart(png, note))
         sections.append(Section(f"Experiment {status.experiment}", (*status.notes, *blocks)))

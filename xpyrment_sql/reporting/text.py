@@ -259,7 +259,7 @@ def _srm_detail(report: TelemetryReport) -> str:
 
 def _sequential_name(report: TelemetryReport) -> str:
     if isinstance(report.sequential_srm, AnytimeSRMResult):
-        return "anytime-valid SRM"
+        return "change-point SRM" if report.sequential_srm.method == "changepoint" else "anytime-valid SRM"
     return "sequential SRM (SPRT)"
 
 
