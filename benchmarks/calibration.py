@@ -13,8 +13,9 @@ ever see end-of-bin totals. The SPRT is evaluated after every unit, so its exper
 unit by unit (one Bernoulli per unit, vectorised per day); CALIBRATION.md says why.
 
 Run ``python -m benchmarks.calibration`` (about two minutes on two cores, plus the traffic-drop study
-of ``benchmarks.drop_calibration``) to rewrite ``CALIBRATION.md``; ``--only srm`` or ``--only drops``
-rewrites one part and keeps the other. The statistics come from ``xpyrment_sql.stats``, so this
+of ``benchmarks.drop_calibration`` and the change-point study of ``benchmarks.changepoint_calibration``)
+to rewrite ``CALIBRATION.md``; ``--only srm``, ``--only drops`` or ``--only changepoint`` rewrites one
+part and keeps the others. The statistics come from ``xpyrment_sql.stats``, so this
 measures the library's own code.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import textwrap
 import time
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from benchmarks import drop_calibration
+from benchmarks import changepoint_calibration, drop_calibration
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
     anytime_log_bayes_factors,
@@ -451,16 +453,19 @@ def _discussion(study: Study) -> list[str]:
 DROPS_HEADING = "# Calibration of the traffic-drop test"
 
 
-def split_parts(text: str) -> tuple[str, str]:
-    """CALIBRATION.md's SRM part and traffic-drop part (either empty when absent)."""
-    at = text.find(DROPS_HEADING)
-    if at < 0:
-        return text, ""
-    return text[:at].rstrip("\n") + "\n", text[at:]
+def split_parts(text: str) -> tuple[str, str, str]:
+    """CALIBRATION.md's SRM, traffic-drop and change-point parts (each empty when absent)."""
+    parts = {"srm": "", "drops": "", "changepoint": ""}
+    headings = {"drops": DROPS_HEADING, "changepoint": changepoint_calibration.HEADING}
+    found = sorted((at, name) for name, heading in headings.items() if (at := text.find(heading)) >= 0)
+    bounds = [(0, "srm"), *found, (len(text), "")]
+    for (start, name), (end, _) in itertools.pairwise(bounds):
+        parts[name] = text[start:end].rstrip("\n") + "\n" if text[start:end].strip() else ""
+    return parts["srm"], parts["drops"], parts["changepoint"]
 
 
 def main() -> None:
-    """Rewrite CALIBRATION.md next to this file (both parts, or the one ``--only`` names)."""
+    """Rewrite CALIBRATION.md next to this file (every part, or the one ``--only`` names)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count-sims", type=int, default=20_000, help="experiments per count scenario")
     parser.add_argument("--unit-sims", type=int, default=2_000, help="experiments per SPRT scenario")
@@ -471,17 +476,32 @@ def main() -> None:
     parser.add_argument(
         "--drop-daily-series", type=int, default=drop_calibration.DAILY_SIMS, help="daily series per setting"
     )
-    parser.add_argument("--only", choices=("srm", "drops"), help="rewrite only this part of CALIBRATION.md")
+    parser.add_argument(
+        "--changepoint-sims",
+        type=int,
+        nargs=3,
+        default=(5_000, 2_000, 1_000),
+        metavar=("HEALTHY_30", "HEALTHY_90", "BROKEN"),
+        help="experiments per change-point scenario: healthy over 30 days, over 90 days, each broken one",
+    )
+    parser.add_argument(
+        "--only", choices=("srm", "drops", "changepoint"), help="rewrite only this part of CALIBRATION.md"
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_name("CALIBRATION.md")))
     args = parser.parse_args()
     out = Path(args.out)
-    srm, drops = split_parts(out.read_text() if out.exists() else "")
-    if args.only != "drops":
+    srm, drops, changepoint = split_parts(out.read_text() if out.exists() else "")
+    if args.only in (None, "srm"):
         srm = document(run(args.count_sims, args.unit_sims, args.hourly_sims))
-    if args.only != "srm":
+    if args.only in (None, "drops"):
         study = drop_calibration.run(args.drop_series, args.drop_daily_series)
         drops = "\n".join(drop_calibration.document(study)) + "\n"
-    text = srm + ("\n" + drops if drops else "")
+    if args.only in (None, "changepoint"):
+        changepoint = "\n".join(
+            changepoint_calibration.document(changepoint_calibration.run(*args.changepoint_sims))
+        )
+        changepoint += "\n"
+    text = "\n".join(part for part in (srm, drops, changepoint) if part)
     out.write_text(text)
     print(text)
 

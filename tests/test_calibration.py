@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks import calibration, drop_calibration
+from benchmarks import calibration, changepoint_calibration, drop_calibration
 from xpyrment_sql.stats.srm import DEFAULT_CONCENTRATION
 
 SIMS = 10_000
@@ -110,3 +110,29 @@ def test_the_simulated_hourly_traffic_has_the_stated_cycle_and_weekend():
     hourly = days.mean(axis=(0, 1))
     assert 0.19 < hourly.min() / hourly.max() < 0.27
     assert int(np.argmin(hourly)) == 4
+
+
+def test_the_change_point_mixture_keeps_its_level_and_beats_the_cumulative_test_on_a_late_break():
+    """A small run of the change-point study: no more false alarms than alpha allows over 30 days of
+    hourly looks, and a day-20 break is found days sooner than by the cumulative test."""
+    sims = 300
+    healthy, cumulative = changepoint_calibration._outcomes(np.random.default_rng(21), sims, 100, days=30)
+    assert healthy.rate <= upper_bound(ALPHA, sims)
+    assert cumulative.rate <= upper_bound(ALPHA, sims)
+    broken = changepoint_calibration._outcomes(
+        np.random.default_rng(22), 100, 100, days=30, onset_day=20, loss=0.2
+    )
+    mixture_delay, cumulative_delay = (outcome.median_delay(20) for outcome in broken)
+    assert mixture_delay < 1.0 < cumulative_delay
+
+
+def test_calibration_md_splits_into_its_three_parts_and_back():
+    text = "# Calibration of the sequential SRM tests\nA\n\n" + calibration.DROPS_HEADING + "\nB\n\n"
+    text += changepoint_calibration.HEADING + "\nC\n"
+    srm, drops, changepoint = calibration.split_parts(text)
+    assert (srm, drops, changepoint) == (
+        "# Calibration of the sequential SRM tests\nA\n",
+        calibration.DROPS_HEADING + "\nB\n",
+        changepoint_calibration.HEADING + "\nC\n",
+    )
+    assert "\n".join((srm, drops, changepoint)) == text

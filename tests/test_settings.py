@@ -22,7 +22,7 @@ from conftest import make_log
         ({"drop_threshold": 1.0}, "drop_threshold=1.0 must be between 0 and 1"),
         ({"srm_alpha": 2}, "srm_alpha"),
         ({"sequential_alpha": 0}, "sequential_alpha"),
-        ({"sequential_method": "bayes"}, "sequential_method='bayes' must be 'anytime', 'changepoint' or 'sprt'"),
+        ({"sequential_method": "bayes"}, "'bayes' must be 'anytime', 'changepoint' or 'sprt'"),
         ({"concentration": -1}, "concentration"),
         ({"min_units": -1}, "min_units"),
         ({"max_multiple_exposure_share": 1.5}, "max_multiple_exposure_share=1.5 must be a share"),

@@ -364,7 +364,7 @@ class LiveMonitor:
         z_threshold: float | None = None,
         srm_alpha: float = 0.001,
         sequential_alpha: float = 0.01,
-        sequential_method: str = "anytime",
+        sequential_method: str = "changepoint",
         concentration: float = DEFAULT_CONCENTRATION,
         min_units: int = 0,
         min_deviation: float = 0.0,
@@ -374,8 +374,10 @@ class LiveMonitor:
     ) -> TelemetryReport:
         """Traffic anomaly, chi-square SRM, sequential SRM and multiple exposure, with alerts dispatched.
 
-        The sequential check is the anytime-valid test (any number of arms, computed from the traffic
-        matrix) or, with ``sequential_method="sprt"``, the seed's two-arm SPRT, which ignores
+        The sequential check is the change-point mixture (anytime-valid, any number of arms, computed
+        from the traffic matrix; it also names the day a mismatch started), the cumulative anytime
+        test with ``sequential_method="anytime"``, or, with ``sequential_method="sprt"``, the seed's
+        two-arm SPRT, which ignores
         ``min_units`` and ``min_deviation``. At most two queries reach the backend: the traffic
         matrix (which, for the SPRT, also finds its first crossing, and counts multiple exposure
         unless ``max_multiple_exposure_share=None``) and the guardrails. An SRM from either

@@ -60,10 +60,11 @@ class CheckSettings:
         drop_method: ``"seasonal"`` (same bin in earlier days or weeks) or ``"zscore"`` (the seed's).
         srm_alpha: Level of the chi-square SRM test on distinct units.
         sequential_alpha: Level of the sequential SRM test.
-        sequential_method: ``"anytime"`` (Dirichlet-multinomial mixture on cumulative units, any
-            number of arms), ``"changepoint"`` (the same mixture also betting on a break at the start
-            of each later day: catches a mismatch that starts mid-experiment within hours, see
-            :mod:`xpyrment_sql.stats.changepoint`) or ``"sprt"`` (the seed's two-arm SPRT).
+        sequential_method: ``"changepoint"`` (the default: the Dirichlet-multinomial mixture on
+            cumulative units that also bets on a break at the start of each later day, so a mismatch
+            that starts mid-experiment is caught within about a day; see
+            :mod:`xpyrment_sql.stats.changepoint` and CALIBRATION.md), ``"anytime"`` (the cumulative
+            mixture alone, any number of arms) or ``"sprt"`` (the seed's two-arm SPRT).
         concentration: Prior weight of the anytime-valid test.
         min_units: No SRM verdict while a variant has fewer units.
         min_deviation: An SRM counts only when some share is off by more than this (absolute).
@@ -78,7 +79,7 @@ class CheckSettings:
     drop_method: str = "seasonal"
     srm_alpha: float = 0.001
     sequential_alpha: float = 0.01
-    sequential_method: str = "anytime"
+    sequential_method: str = "changepoint"
     concentration: float = DEFAULT_CONCENTRATION
     min_units: int = 0
     min_deviation: float = 0.0

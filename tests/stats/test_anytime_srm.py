@@ -223,10 +223,15 @@ def test_monitor_min_units_and_three_arms():
     assert monitor.check_live_srm([1, 1, 1], min_units=10_000).enough_units is False
 
 
-def test_telemetry_uses_the_anytime_test_by_default_and_raises_the_alert(broken_log):
+def test_telemetry_uses_the_change_point_mixture_by_default_and_the_anytime_test_by_name(broken_log):
     monitor = xs.LiveMonitor(broken_log, time_col="ts")
-    report = monitor.run_telemetry_checks([1, 1], freq="D")
+    default = monitor.run_telemetry_checks([1, 1], freq="D")
+    assert default.sequential_srm.method == "changepoint"
+    assert default.alerts_triggered == ("SRM_SHUTOFF_TRIGGERED", "SEQUENTIAL_SRM_TRIGGERED")
+    assert re.search(r"change-point SRM +ALERT +SRM detected at bin", format_report(default, "log"))
+    report = monitor.run_telemetry_checks([1, 1], freq="D", sequential_method="anytime")
     assert isinstance(report.sequential_srm, AnytimeSRMResult)
+    assert report.sequential_srm.method == "anytime"
     assert report.alerts_triggered == ("SRM_SHUTOFF_TRIGGERED", "SEQUENTIAL_SRM_TRIGGERED")
     assert report.shutoff_triggered
     direct = monitor.check_anytime_srm([1, 1], freq="D")
@@ -273,6 +278,7 @@ def test_bad_anytime_parameters_fail_before_any_query(log, query_log, kwargs, wo
 
 def test_unknown_sequential_method_is_rejected(log, query_log):
     monitor = xs.LiveMonitor(log, time_col="ts")
-    with pytest.raises(ParameterError, match="sequential_method='wald' must be 'anytime', 'changepoint' or 'sprt'"):
+    refused = "sequential_method='wald' must be 'anytime', 'changepoint' or 'sprt'"
+    with pytest.raises(ParameterError, match=refused):
         monitor.run_telemetry_checks([1, 1], sequential_method="wald")
     assert query_log == []

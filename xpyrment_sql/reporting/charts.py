@@ -87,7 +87,7 @@ def traffic_figure(
     drop_threshold: float = 0.5,
     alpha: float = 0.01,
     concentration: float = DEFAULT_CONCENTRATION,
-    sequential_method: str = "anytime",
+    sequential_method: str = "changepoint",
 ) -> Figure:
     """Draw the four traffic panels (see the module docstring) of ``matrix``.
 
@@ -177,7 +177,7 @@ def traffic_png(
     drop_method: str = "seasonal",
     alpha: float = 0.01,
     concentration: float = DEFAULT_CONCENTRATION,
-    sequential_method: str = "anytime",
+    sequential_method: str = "changepoint",
 ) -> tuple[bytes | None, str]:
     """The report's chart of ``matrix`` as PNG bytes with ``""``, or ``None`` with the reason there is none.
 

@@ -125,7 +125,7 @@ def fleet_sections(fleet: FleetReport, config: FleetConfig) -> list[Section]:
                 status.report.traffic,
                 ratios,
                 window=window,
-                sequential_method="anytime" if chosen is None else chosen.settings.sequential_method,
+                sequential_method=(chosen.settings if chosen else config.default_settings).sequential_method,
             )
             if ratios is not None
             else (None, "")

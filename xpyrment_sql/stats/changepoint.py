@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import logsumexp
 
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.results import AnytimeSRMResult, frozen_array
@@ -165,7 +164,7 @@ def changepoint_evidence(
     onset_term = np.argmax(stacked, axis=-1)
     onset = np.where(onset_term == 0, 0, first_bins[np.maximum(onset_term - 1, 0)])
     unstarted = np.log(settings.unstarted_weight(len(first_bins)))
-    log_evidence = np.logaddexp(logsumexp(stacked, axis=-1), unstarted)
+    log_evidence = np.logaddexp(np.logaddexp.reduce(stacked, axis=-1), unstarted)
     return ChangePointEvidence(log_evidence, onset.astype(np.int64))
 
 
