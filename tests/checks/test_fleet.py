@@ -472,6 +472,7 @@ ratios = { control = 1, treatment = 1 }
 [[experiment]]
 id = "checkout"
 ratios = { control = 1, treatment = 1 }
+sequential_method = "sprt"
 
 [[experiment]]
 id = "search"
@@ -493,8 +494,8 @@ def test_a_fleet_state_file_gives_every_experiment_the_full_runs_results(
     tmp_path_factory, seed, cuts, lateness_minutes, engine
 ):
     """One state file for every experiment (two bin sizes, a windowed experiment, an unlisted one
-    tested by the default split): after each random append, with rows late within the allowance,
-    every experiment's record equals a full check_all's."""
+    tested by the default split, the seed's SPRT continuing checkout's sequence): after each random
+    append, with rows late within the allowance, every experiment's record equals a full check_all's."""
     folder = tmp_path_factory.mktemp("fleet")
     config = folder / "fleet.toml"
     config.write_text(STATEFUL)
@@ -549,13 +550,10 @@ def test_a_fleet_state_file_is_tied_to_the_experiments_and_verify_compares_each(
         xs.LiveMonitor(log, time_col="ts", state=state).check_all(config, "experiment")
     rebuilt = xs.LiveMonitor(log, time_col="ts", state=state, refresh=True).check_all(config, "experiment")
     assert rebuilt["search"].report.state.full_build
-    sprt = 'id = "checkout"\nsequential_method = "sprt"\n'
-    config.write_text(
-        STATEFUL.replace("start = 2026-01-06", "start = 2026-01-07").replace('id = "checkout"\n', sprt)
-    )
-    with pytest.raises(
-        xs.ParameterError, match=r"experiment\(s\) \['checkout'\] use sequential_method='sprt'"
-    ):
+    anytime = STATEFUL.replace("start = 2026-01-06", "start = 2026-01-07").replace('"sprt"', '"anytime"')
+    config.write_text(anytime)
+    switched = r"experiment 'checkout': 'freq=h start=None end=None sprt=\w+' in the file, 'freq=h start=None"
+    with pytest.raises(StateMismatchError, match=switched):
         xs.LiveMonitor(log, time_col="ts", state=state).check_all(config, "experiment")
 
 

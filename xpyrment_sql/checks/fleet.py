@@ -26,7 +26,13 @@ from xpyrment_sql.alerts.pager import ActiveAlert, PagerDecision, alert_key, key
 from xpyrment_sql.alerts.rules import AlertKind, report_alerts
 from xpyrment_sql.bins import BinSpec, as_utc
 from xpyrment_sql.checks.guardrails import judge_guardrails
-from xpyrment_sql.checks.incremental import StateSettings, differ, fingerprint, incremental_counts
+from xpyrment_sql.checks.incremental import (
+    StateSettings,
+    differ,
+    fingerprint,
+    incremental_counts,
+    sprt_digest,
+)
 from xpyrment_sql.checks.metrics import Metric, check_metric_columns, metrics_from_moments
 from xpyrment_sql.checks.paging import dispatch, page
 from xpyrment_sql.checks.srm import SPRT_DELTA, sprt_query, sprt_shares_for_ratios
@@ -76,7 +82,6 @@ def run_fleet(
         ColumnError: ``experiment_col`` is missing.
         ConfigError: an id cannot be a value of ``experiment_col``, or an experiment's ratios do not
             name its variants in the data.
-        ParameterError: ``state`` with an experiment checked by the seed's SPRT.
         StateMismatchError: the state file was built for another config (and ``state.refresh`` is off).
     """
     column = source.require_column(experiment_col, "experiment_col")
@@ -89,8 +94,6 @@ def run_fleet(
         groups.setdefault(_plan(experiment.settings, experiment.design), []).append(experiment)
     default_plan = _plan(config.default_settings, config.default_design)
     groups.setdefault(default_plan, [])
-    if state is not None:
-        _check_state_plans(groups, config.path)
     guarded = _guardrail_moments(source, column, variant_col, config, typed, until)
     moments = guarded or {}
     statuses: list[ExperimentStatus] = []
@@ -114,7 +117,7 @@ def run_fleet(
             if kept is None:
                 counts = count.full()
             else:
-                counts, runs = count.incremental(kept[0].scope(freq), kept[1])
+                counts, runs = count.incremental(kept[0].scope(_scope_name(freq, sprt)), kept[1])
                 queries += kept[1].verify
             counted.append((experiments, bins, others, counts, runs))
         after_latest = _after_latest(counts for *_, counts, _ in counted)
@@ -157,20 +160,17 @@ def fleet_fingerprint(
     prints["experiment_col"] = f"{experiment_col} {source.schema[experiment_col]}"
     prints["unlisted experiments"] = f"freq={config.default_settings.freq}"
     for experiment in config.experiments:
+        freq, sprt = _plan(experiment.settings, experiment.design)
         prints[f"experiment {experiment.id!r}"] = (
-            f"freq={experiment.settings.freq} start={experiment.start} end={experiment.end}"
+            f"freq={freq} start={experiment.start} end={experiment.end}"
+            + ("" if sprt is None else f" sprt={sprt_digest(sprt)}")
         )
     return prints
 
 
-def _check_state_plans(groups: Mapping[Plan, Sequence[ExperimentConfig]], path: str) -> None:
-    """Refuse a state file for experiments checked by the seed's SPRT (kept per experiment only)."""
-    sprt = [experiment.id for (_, spec), experiments in groups.items() if spec for experiment in experiments]
-    if sprt:
-        raise ParameterError(
-            f"{path}: experiment(s) {sprt} use sequential_method='sprt', which a fleet's state file does "
-            "not keep; use the default anytime test for them, or check_all without state="
-        )
+def _scope_name(freq: str, sprt: SprtSpec | None) -> str:
+    """The state file's namespace of one plan: its bin size, and the SPRT's design when it has one."""
+    return freq if sprt is None else f"{freq}.sprt-{sprt_digest(sprt)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +217,7 @@ class _PlanCounts:
             self.until,
             store,
             state.lateness,
+            self.sprt,
             rows=rows,
             keys=(EXPERIMENT,),
         )

@@ -61,8 +61,8 @@ from xpyrment_sql.checks.traffic import (
     traffic_matrix,
 )
 from xpyrment_sql.errors import ParameterError
-from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, active_units, count_table
-from xpyrment_sql.results import StateRun
+from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, SprtStarts, active_units, count_table
+from xpyrment_sql.results import StateRun, to_jsonable
 from xpyrment_sql.source import Source
 from xpyrment_sql.state import StateError, StateStore
 from xpyrment_sql.state.store import StateScope
@@ -149,12 +149,12 @@ def fingerprint(
         **columns,
         "freq": bins.freq,
         "tz": bins.tz or "UTC",
-        "sequential": "anytime" if sprt is None else f"sprt {_digest(sprt)}",
+        "sequential": "anytime" if sprt is None else f"sprt {sprt_digest(sprt)}",
         "tables": FORMAT,
     }
 
 
-def _digest(sprt: SprtSpec) -> str:
+def sprt_digest(sprt: SprtSpec) -> str:
     """A short, stable name of the SPRT's design (its candidate shares, delta and alpha)."""
     return hashlib.sha256(repr((sprt.coefficients, sprt.log_threshold)).encode()).hexdigest()[:12]
 
@@ -220,9 +220,7 @@ def incremental_counts(
                 "already holds later rows; evaluate without state=, or rebuild it with refresh=True"
             )
         since = bin_start(bins, bins.key_of(watermark - lateness))
-    if sprt is not None and keys:
-        raise ParameterError("the seed's SPRT is kept in a state file for one experiment at a time")
-    start = None if sprt is None else _sprt_start(store, bins, since)
+    start = None if sprt is None else _sprt_start(store, bins, since, keys)
     rows = queries.exposures(source, variant_col, until) if rows is None else rows
     fetched = schema = None
     if not source.embedded:
@@ -241,11 +239,8 @@ def incremental_counts(
         newest = _newest(watermark, latest)
         if newest is not None:
             store.set("watermark", newest.isoformat())
-        if sprt is not None and store.get(REFERENCE) is None:
-            table = store.table(COUNTS)
-            ((first,),) = store.run(f"SELECT min(variant) FROM {table} WHERE part = 'matrix'")
-            if first is not None:
-                store.set(REFERENCE, json.dumps(first))
+        if sprt is not None:
+            _keep_references(store, keys)
     counts = store.con.execute(f"SELECT * FROM {store.table(COUNTS)}").df()
     check_counts(counts, source, variant_col, bins)
     return counts, StateRun(str(store.path), since is None, since, newest)
@@ -258,7 +253,7 @@ def probe_query(
     until: pd.Timestamp | None,
     since: pd.Timestamp | None,
     sprt: SprtSpec | None = None,
-    sprt_start: SprtStart | None = None,
+    sprt_start: SprtStarts | None = None,
     *,
     rows: ir.Table | None = None,
     keys: Sequence[str] = (),
@@ -296,7 +291,7 @@ def _merged_counts(
     since: pd.Timestamp | None,
     store: Tables,
     sprt: SprtSpec | None = None,
-    sprt_start: SprtStart | None = None,
+    sprt_start: SprtStarts | None = None,
     keys: Sequence[str] = (),
 ) -> ir.Table:
     """The window's counts on the embedded engine, with the stored first exposures updated.
@@ -340,20 +335,62 @@ def _merged_counts(
     )
 
 
-def _sprt_start(store: Tables, bins: BinSpec, since: pd.Timestamp | None) -> SprtStart | None:
-    """The SPRT's position before the window, from the stored counts of the bins before it."""
+def _sprt_start(
+    store: Tables, bins: BinSpec, since: pd.Timestamp | None, keys: Sequence[str] = ()
+) -> SprtStarts | None:
+    """The SPRT's position before the window, from the stored counts of the bins before it: one
+    start, or with ``keys`` (a fleet's experiment) one per experiment."""
     if since is None:
         return None
-    stored = store.get(REFERENCE)
-    reference = None if stored is None else json.loads(stored)
+    references = _references(store, keys)
+    grouping = ", ".join([*(_quoted(key) for key in keys), "variant"])
     per_variant = store.run(
-        f"SELECT variant, sum(new) FROM {store.table(COUNTS)} WHERE part = 'matrix' AND bin < ? "
-        "GROUP BY variant",
+        f"SELECT {grouping}, sum(new) FROM {store.table(COUNTS)} WHERE part = 'matrix' AND bin < ? "
+        f"GROUP BY {grouping}",
         [bins.key_of(since)],
     )
-    pairs = sum(int(count) for _, count in per_variant)
-    others = sum(int(count) for variant, count in per_variant if variant != reference)
-    return SprtStart(pairs, others, reference)
+    totals: dict[object, tuple[int, int]] = {}
+    for *key, variant, count in per_variant:
+        name = key[0] if keys else None
+        pairs, others = totals.get(name, (0, 0))
+        totals[name] = (pairs + int(count), others + int(count) * (variant != references.get(name)))
+    starts = {name: SprtStart(*totals[name], references.get(name)) for name in totals}
+    if keys:
+        return starts
+    return starts.get(None, SprtStart(0, 0, references.get(None)))
+
+
+def _references(store: Tables, keys: Sequence[str]) -> dict[object, object]:
+    """The SPRT's reference variant fixed in the state: ``{None: variant}``, or per experiment."""
+    stored = store.get(REFERENCE)
+    if stored is None:
+        return {}
+    value = json.loads(stored)
+    return dict(value) if keys else {None: value}
+
+
+def _keep_references(store: Tables, keys: Sequence[str]) -> None:
+    """Fix the reference variant of every sequence that has none yet: the smallest variant counted
+    (a full run's choice; the mixture LR is symmetric, so any fixed one gives the same crossing)."""
+    known = _references(store, keys)
+    grouping = ", ".join(_quoted(key) for key in keys)
+    table = store.table(COUNTS)
+    if not keys:
+        ((first,),) = store.run(f"SELECT min(variant) FROM {table} WHERE part = 'matrix'")
+        if None not in known and first is not None:
+            store.set(REFERENCE, json.dumps(to_jsonable(first)))
+        return
+    rows = store.run(
+        f"SELECT {grouping}, min(variant) FROM {table} WHERE part = 'matrix' GROUP BY {grouping}"
+    )
+    merged = {**{key: variant for key, variant in rows if variant is not None}, **known}
+    if merged != known:
+        store.set(REFERENCE, json.dumps(to_jsonable([[key, variant] for key, variant in merged.items()])))
+
+
+def _quoted(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _earliest(seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = ()) -> ir.Table:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -69,7 +70,7 @@ def count_table(
     since: pd.Timestamp | None = None,
     sprt: SprtSpec | None = None,
     exposure: bool = False,
-    sprt_start: SprtStart | None = None,
+    sprt_start: SprtStarts | None = None,
     keys: Sequence[str] = (),
 ) -> ir.Table:
     """The traffic matrix's counts, and optionally the multiple-exposure events, as one table.
@@ -82,7 +83,8 @@ def count_table(
             window start; ``firsts`` then holds every pair of the units seen since).
         sprt: Add the SPRT's first crossings.
         exposure: Add the multiple-exposure events.
-        sprt_start: Where the SPRT's sequence stands at ``since`` (an incremental run).
+        sprt_start: Where the SPRT's sequence stands at ``since`` (an incremental run); with
+            ``keys``, one start per experiment.
         keys: Further columns of ``active`` and ``firsts`` every count is grouped by (the experiment).
 
     Returns:
@@ -205,12 +207,42 @@ class SprtStart:
     reference: object
 
 
+SprtStarts = SprtStart | Mapping[object, SprtStart]
+"""Where the SPRT's sequence stands before an incremental window: one start, or one per experiment."""
+
+
+def _keyed_starts(
+    key: ir.Column,
+    variant: ir.Column,
+    window_reference: ir.Value,
+    starts: Mapping[object, SprtStart],
+) -> tuple[ir.Value, ir.NumericValue | int, ir.NumericValue | float]:
+    """Per experiment, the stored reference variant (else the window's smallest) and the offsets
+    of its sequence, as CASE expressions on the experiment column (no table of ours is needed on
+    the backend: a warehouse probe stays read-only)."""
+    if not starts:
+        return window_reference, 0, 0.0
+
+    def by_key(value: Callable[[SprtStart], object], default: ir.Value | int, kind: Any) -> Any:
+        branches = [
+            (key == ibis.literal(experiment, type=key.type()), ibis.literal(value(start), type=kind))
+            for experiment, start in starts.items()
+            if value(start) is not None
+        ]
+        return ibis.cases(*branches, else_=default) if branches else default
+
+    reference = by_key(lambda start: start.reference, window_reference, variant.type())
+    pairs = by_key(lambda start: start.pairs, 0, "int64")
+    others = by_key(lambda start: float(start.others), 0.0, "float64")
+    return reference, pairs, others
+
+
 def _first_exposures_with_crossings(
     firsts: ir.Table,
     bins: BinSpec,
     until: pd.Timestamp | None,
     sprt: SprtSpec,
-    start: SprtStart | None = None,
+    start: SprtStarts | None = None,
     keys: Sequence[str] = (),
 ) -> ir.Table:
     """New units per (bin, variant), with each bin's first SPRT crossing per candidate share.
@@ -230,13 +262,19 @@ def _first_exposures_with_crossings(
         and, for candidate ``i``, ``stop_n{i}`` (smallest ``n`` in the bin whose ``log LR`` crosses) and
         ``stop_ts{i}`` (that pair's first exposure): null where the bin holds no crossing.
     """
-    start = start or SprtStart(0, 0, None)
+    pairs: ir.NumericValue | int
+    others: ir.NumericValue | float
     if keys:
         reference = firsts.variant.min().over(ibis.window(group_by=[firsts[k] for k in keys]))
-    elif start.reference is None:
-        reference = firsts.variant.min().as_scalar()
+        starts = start if isinstance(start, Mapping) else {}
+        reference, pairs, others = _keyed_starts(firsts[keys[0]], firsts.variant, reference, starts)
     else:
-        reference = ibis.literal(start.reference, type=firsts.variant.type())
+        single = start if isinstance(start, SprtStart) else SprtStart(0, 0, None)
+        pairs, others = single.pairs, float(single.others)
+        if single.reference is None:
+            reference = firsts.variant.min().as_scalar()
+        else:
+            reference = ibis.literal(single.reference, type=firsts.variant.type())
     flagged = firsts.mutate(y=ibis.ifelse(firsts.variant != reference, 1, 0).cast("float64"))
     order = ibis.window(
         group_by=[flagged[k] for k in keys],
@@ -246,8 +284,8 @@ def _first_exposures_with_crossings(
     )
     steps = flagged.mutate(
         bin=bin_key(flagged.first_ts, bins, until),
-        n=(ibis.row_number().over(order) + 1 + start.pairs).cast("float64"),
-        k=flagged.y.sum().over(order) + float(start.others),
+        n=(ibis.row_number().over(order) + 1 + pairs).cast("float64"),
+        k=flagged.y.sum().over(order) + others,
     )
     crossings = {}
     for i, coefficients in enumerate(sprt.coefficients):
