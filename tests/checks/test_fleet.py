@@ -501,7 +501,7 @@ def test_a_fleet_state_file_gives_every_experiment_the_full_runs_results(
     config.write_text(STATEFUL)
     log = fleet_log()
     rng = np.random.default_rng(seed)
-    delay = pd.to_timedelta(rng.integers(0, max(lateness_minutes, 1) * 60, len(log)), unit="s")
+    delay = pd.to_timedelta(rng.integers(0, lateness_minutes * 60 + 1, len(log)), unit="s")
     log = log.assign(arrived=log.ts + delay)
     state = folder / "fleet-state.duckdb"
     span = log.arrived.max() - START

@@ -30,7 +30,7 @@ def arriving_log(seed: int, rows: int, units: int, days: int, lateness_minutes: 
     rng = np.random.default_rng(seed + 1)
     crossover = rng.random(len(log)) < 0.02
     log.loc[crossover, "variant"] = np.where(log.variant[crossover] == "control", "treatment", "control")
-    delay = pd.to_timedelta(rng.integers(0, max(lateness_minutes, 1) * 60, len(log)), unit="s")
+    delay = pd.to_timedelta(rng.integers(0, lateness_minutes * 60 + 1, len(log)), unit="s")
     return log.assign(arrived=log.ts + delay)
 
 
