@@ -1,5 +1,10 @@
 """Shared fixtures: a small exposure log, a counter of queries sent to any Ibis backend, and the real
-PostgreSQL server and Spark session the backend tests run on."""
+PostgreSQL server and Spark session the backend tests run on.
+
+Property tests draw their examples deterministically (Hypothesis' ``derandomize``): a run is
+reproducible, so CI on a clean checkout and a developer's run see the same examples, and a red run
+means the code changed. ``XPYRMENT_HYPOTHESIS=explore pytest`` draws new examples each run.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,17 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 import xpyrment_sql as xs
 from xpyrment_sql.synthetic import write_exposure_log
 
 from backends import READER, experiment_log, load_postgres, spark_session
 from postgres_server import PostgresServer, running_server
+
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("XPYRMENT_HYPOTHESIS", "deterministic"))
 
 
 @pytest.fixture
