@@ -479,10 +479,11 @@ def main() -> None:
     parser.add_argument(
         "--changepoint-sims",
         type=int,
-        nargs=3,
-        default=(5_000, 2_000, 1_000),
-        metavar=("HEALTHY_30", "HEALTHY_90", "BROKEN"),
-        help="experiments per change-point scenario: healthy over 30 days, over 90 days, each broken one",
+        nargs=4,
+        default=(5_000, 2_000, 1_000, 400),
+        metavar=("HEALTHY_30", "HEALTHY_90", "BROKEN", "TUNING"),
+        help="experiments per change-point scenario: healthy over 30 days, over 90 days, each broken "
+        "one, and each scenario of the tuning check",
     )
     parser.add_argument(
         "--only", choices=("srm", "drops", "changepoint"), help="rewrite only this part of CALIBRATION.md"

@@ -136,3 +136,14 @@ def test_calibration_md_splits_into_its_three_parts_and_back():
         changepoint_calibration.HEADING + "\nC\n",
     )
     assert "\n".join((srm, drops, changepoint)) == text
+
+
+def test_the_change_point_study_names_the_onset_day_and_checks_every_tuning_value():
+    broken, _ = changepoint_calibration._outcomes(
+        np.random.default_rng(23), 40, 40, days=30, onset_day=20, loss=0.2
+    )
+    assert broken.onset_named(20) >= 0.9, "the break's own day carries the most evidence"
+    assert broken.onset_named(20, slack=1) >= broken.onset_named(20)
+    tuning = changepoint_calibration._sensitivity(20, 20)
+    assert [name for name, _ in tuning] == [name for name, _ in changepoint_calibration.VARIANTS]
+    assert all(len(outcomes) == len(changepoint_calibration.SENSITIVITY_SCENARIOS) for _, outcomes in tuning)

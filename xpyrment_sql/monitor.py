@@ -482,6 +482,7 @@ class LiveMonitor:
         alpha: float = 0.01,
         concentration: float = DEFAULT_CONCENTRATION,
         drop_method: str = "seasonal",
+        sequential_method: str = "changepoint",
     ) -> Figure:
         """Chart the traffic matrix (one query): cumulative units, shares, drops, sequential SRM.
 
@@ -497,10 +498,12 @@ class LiveMonitor:
             z_threshold: A bin's z-score below ``-z_threshold`` is a flagged drop; ``None`` for the
                 drop method's calibrated default.
             drop_threshold: Relative drop flagged when the baseline has no variance.
-            alpha: Level of the anytime-valid SRM test drawn in the last panel.
-            concentration: Prior weight of the anytime-valid test.
+            alpha: Level of the sequential SRM test drawn in the last panel.
+            concentration: Prior weight of the anytime-valid test (the change-point's ``c0``).
             drop_method: ``"seasonal"`` or ``"zscore"`` (see :meth:`check_traffic_anomaly`); only
                 complete bins are flagged, the bin in progress is drawn hatched.
+            sequential_method: ``"changepoint"`` draws its evidence ``R_t`` against ``1/alpha``;
+                ``"anytime"`` or ``"sprt"`` the cumulative anytime-valid p-value against ``alpha``.
 
         Returns:
             The matplotlib Figure (rendered by the Agg canvas; nothing is displayed).
@@ -514,6 +517,7 @@ class LiveMonitor:
             z_threshold=z_threshold,
             drop_threshold=drop_threshold,
             drop_method=drop_method,
+            sequential_method=sequential_method,
         )
         check_alpha(alpha)
         check_concentration(concentration)
@@ -529,6 +533,7 @@ class LiveMonitor:
             drop_threshold=settings.drop_threshold,
             alpha=alpha,
             concentration=concentration,
+            sequential_method=settings.sequential_method,
         )
         if path is not None:
             charts.save_figure(figure, path)

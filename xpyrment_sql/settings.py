@@ -65,7 +65,7 @@ class CheckSettings:
             that starts mid-experiment is caught within about a day; see
             :mod:`xpyrment_sql.stats.changepoint` and CALIBRATION.md), ``"anytime"`` (the cumulative
             mixture alone, any number of arms) or ``"sprt"`` (the seed's two-arm SPRT).
-        concentration: Prior weight of the anytime-valid test.
+        concentration: Prior weight of the anytime-valid test, and the change-point's cumulative ``c0``.
         min_units: No SRM verdict while a variant has fewer units.
         min_deviation: An SRM counts only when some share is off by more than this (absolute).
         max_multiple_exposure_share: Alert when more units than this share are seen under several

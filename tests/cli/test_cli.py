@@ -65,6 +65,21 @@ def test_json_output_is_the_full_result(broken_path, capsys):
     assert len(result["traffic"]["bins"]) == 10
 
 
+@pytest.mark.parametrize("method", ["changepoint", "anytime", "sprt"])
+def test_the_sequential_method_is_chosen_by_name(broken_path, capsys, method):
+    args = ["check", broken_path, "--time-col", "ts", "--ratios", "1,1", "--json"]
+    assert main([*args, "--sequential-method", method]) == 1
+    sequential = json.loads(capsys.readouterr().out)["sequential_srm"]
+    assert sequential["srm_detected"] is True
+    if method != "sprt":
+        assert sequential["method"] == method
+    if method == "changepoint":
+        assert sequential["onset_at"] is not None, "the change-point method names the onset day"
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--sequential-method", "wald"])
+    assert info.value.code == 2
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

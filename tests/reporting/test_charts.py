@@ -178,8 +178,25 @@ def test_names_from_the_data_are_drawn_literally():
     assert legend == ["\\$\\notacommand{\\$", "c\\$x\\$"]
 
 
-def test_panel_four_is_the_anytime_p_value_on_a_log_scale_with_the_alpha_line(figure, rows):
+def test_panel_four_is_the_change_point_evidence_against_one_over_alpha_by_default(figure):
     panel = figure.axes[3]
+    lines = {line.get_label(): line for line in panel.lines}
+    assert panel.get_yscale() == "log"
+    assert set(lines["1/alpha = 100"].get_ydata()) == {100.0}
+    mixture = np.asarray(lines["change-point evidence R_t"].get_ydata())
+    cumulative = np.asarray(lines["cumulative Bayes factor BF_t (anytime test)"].get_ydata())
+    assert np.all(mixture >= 0.75 * cumulative * (1 - 1e-9)), "R_t >= w * BF_t bin by bin"
+    assert mixture.max() >= 100, "the planted SRM crosses 1/alpha"
+    crossing = _times(lines["change-point evidence R_t"].get_xdata())[int(np.argmax(mixture >= 100))]
+    onset = _times(lines["onset (most evidence at detection)"].get_xdata())[0]
+    assert onset <= crossing
+
+
+def test_panel_four_is_the_anytime_p_value_on_a_log_scale_with_the_alpha_line(outage_log, rows):
+    monitor = xs.LiveMonitor(outage_log, time_col="ts")
+    panel = monitor.plot_traffic(
+        freq="h", expected_ratios={"control": 1, "treatment": 1}, alpha=0.01, sequential_method="anytime"
+    ).axes[3]
     assert panel.get_yscale() == "log"
     alpha_line = next(line for line in panel.lines if line.get_label() == "alpha = 0.01")
     assert set(alpha_line.get_ydata()) == {0.01}

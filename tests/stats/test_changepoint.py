@@ -3,13 +3,16 @@ breaks: the onset day it reports, no alarm on a healthy split, any number of arm
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from scipy.special import gammaln
 
+from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.stats.changepoint import (
     ChangePointSettings,
@@ -122,3 +125,67 @@ def test_bad_settings_are_named():
         ChangePointSettings(spread_days=0)
     with pytest.raises(ParameterError, match="concentration"):
         ChangePointSettings(onset_concentration=-1)
+
+
+def test_the_mixture_is_a_martingale_under_the_design_by_enumeration():
+    """``E[R_t | the bins before] = R_{t-1}``: every outcome of the last bin enumerated with its
+    binomial probability under the designed shares, for every history of the earlier bins."""
+    totals, share = (3, 2, 4), 0.3
+    settings = ChangePointSettings(0.5, 20.0, 5.0, 2)
+    starts = np.arange(len(totals))
+    for history in itertools.product(*(range(n + 1) for n in totals[:-1])):
+        earlier = [[n - k, k] for n, k in zip(totals, history, strict=False)]
+        before = changepoint_evidence(np.array(earlier, float), [1 - share, share], starts[:-1], settings)
+        expected = 0.0
+        last = totals[-1]
+        for k in range(last + 1):
+            new = np.array([*earlier, [last - k, k]], float)
+            log_r = changepoint_evidence(new, [1 - share, share], starts, settings).log_evidence[-1]
+            expected += stats.binom.pmf(k, last, share) * math.exp(log_r)
+        assert expected == pytest.approx(math.exp(before.log_evidence[-1]), rel=1e-12)
+    assert sum(
+        stats.binom.pmf(k, 3, share)
+        * math.exp(changepoint_evidence(np.array([[3.0 - k, k]]), [0.7, 0.3], [0], settings).log_evidence[0])
+        for k in range(4)
+    ) == pytest.approx(1.0, rel=1e-12), "R starts at 1 in expectation"
+
+
+def test_day_starts_follow_local_midnight_across_daylight_saving():
+    spec = parse_freq("h", "America/New_York")
+    first = spec.key_of(pd.Timestamp("2026-03-07 00:00", tz="America/New_York"))
+    labels = spec.labels(np.arange(first, first + 24 * 4))
+    assert day_starts(labels).tolist() == [0, 24, 47, 71, 95], "8 March 2026 has 23 local hours"
+    utc = pd.date_range("2026-03-07 05:00", periods=24 * 4, freq="h")
+    assert day_starts(utc).tolist() == [0, 19, 43, 67, 91], "without a zone, days are UTC days"
+    weeks = parse_freq("W", "Europe/Berlin").labels(np.arange(2900, 2905))
+    assert day_starts(weeks).tolist() == [0, 1, 2, 3, 4], "a week bin is one start"
+
+
+def test_a_break_on_day_six_of_daily_bins_is_named_day_six():
+    """Daily bins of 20,000 units split 50/50 exactly, then 50/40 from day 6: the evidence since day 6
+    dwarfs every other start's."""
+    new = np.array([[10_000.0, 10_000.0]] * 5 + [[10_000.0, 8_000.0]] * 3)
+    bins = pd.date_range("2026-01-05", periods=8, freq="D")
+    result = changepoint_srm(new, [1, 1], ("control", "treatment"), bins, alpha=0.01)
+    assert result.stopped_at == pd.Timestamp("2026-01-10")
+    assert result.onset_at == pd.Timestamp("2026-01-10")
+    evidence = changepoint_evidence(new, [0.5, 0.5], np.arange(8))
+    assert evidence.onset_index[:5].tolist() == [0] * 5
+    assert evidence.onset_index[5:].tolist() == [5, 5, 5]
+
+
+def test_simulations_along_a_leading_axis_are_each_their_own_experiment():
+    rng = np.random.default_rng(3)
+    new = rng.poisson(50, size=(4, 48, 3)).astype(float)
+    starts = np.arange(0, 48, 24)
+    together = changepoint_evidence(new, [0.2, 0.3, 0.5], starts)
+    for sim in range(4):
+        alone = changepoint_evidence(new[sim], [0.2, 0.3, 0.5], starts)
+        np.testing.assert_allclose(together.log_evidence[sim], alone.log_evidence, rtol=1e-12)
+        np.testing.assert_array_equal(together.onset_index[sim], alone.onset_index)
+
+
+@pytest.mark.parametrize("starts", [[], [1, 24], [0, 24, 24], [0, 48]])
+def test_bad_starts_are_named(starts):
+    with pytest.raises(ParameterError, match="starts="):
+        changepoint_evidence(np.ones((48, 2)), [0.5, 0.5], starts)

@@ -31,8 +31,9 @@ from xpyrment_sql.results import (
 )
 from xpyrment_sql.settings import Ratios
 from xpyrment_sql.source import Source
-from xpyrment_sql.stats.changepoint import changepoint_srm
+from xpyrment_sql.stats.changepoint import ChangePointSettings, changepoint_srm
 from xpyrment_sql.stats.srm import (
+    DEFAULT_CONCENTRATION,
     anytime_srm,
     chi_square_srm,
     expected_shares,
@@ -102,12 +103,25 @@ def changepoint(
     matrix: TrafficMatrix,
     expected_ratios: Ratios,
     alpha: float,
+    concentration: float = DEFAULT_CONCENTRATION,
     min_units: int = 0,
     min_deviation: float = 0.0,
 ) -> AnytimeSRMResult:
-    """The change-point mixture on the matrix's newly exposed units per bin (no query of its own)."""
+    """The change-point mixture on the matrix's newly exposed units per bin (no query of its own).
+
+    ``concentration`` is the cumulative term's ``c0`` (the same prior as the anytime test's); ``w``,
+    ``c1`` and ``S`` keep their calibrated values
+    (:class:`~xpyrment_sql.stats.changepoint.ChangePointSettings`).
+    """
     return changepoint_srm(
-        matrix.new, expected_ratios, matrix.variants, matrix.bins, alpha, min_units, min_deviation
+        matrix.new,
+        expected_ratios,
+        matrix.variants,
+        matrix.bins,
+        alpha,
+        min_units,
+        min_deviation,
+        ChangePointSettings(cumulative_concentration=concentration),
     )
 
 

@@ -143,6 +143,7 @@ def telemetry_from_counts(
             matrix,
             design.expected_ratios,
             settings.sequential_alpha,
+            settings.concentration,
             settings.min_units,
             settings.min_deviation,
         )

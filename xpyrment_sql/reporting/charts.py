@@ -6,9 +6,11 @@
 3. (unit, variant) pairs seen per bin (units summed over variants, the drop test's volume), with the
    complete bins the drop test flags marked (see :func:`xpyrment_sql.stats.anomaly.drop_flags`; the
    seasonal method by default);
-4. the anytime-valid SRM p-value after every bin on a log scale, with the ``alpha`` line
-   (see :func:`xpyrment_sql.stats.srm.anytime_p_values`); with the change-point method, its p-value
-   too (``min(1, 1 / max R_t)``, :mod:`xpyrment_sql.stats.changepoint`) and the onset day it names.
+4. the sequential SRM test after every bin on a log scale. With the change-point method (the
+   default), its evidence ``R_t`` (:mod:`xpyrment_sql.stats.changepoint`) and the cumulative Bayes
+   factor ``BF_t`` against the ``1/alpha`` line it alarms at, and the onset day it names once it
+   crosses; with ``"anytime"``, the anytime-valid p-value ``min(1, min_{s<=t} 1/BF_s)`` against the
+   ``alpha`` line (see :func:`xpyrment_sql.stats.srm.anytime_p_values`).
 
 The bin still in progress at the evaluation instant (``TrafficMatrix.unfinished``) is shaded and
 hatched on every panel and labelled "in progress": it holds part of its traffic, so it is drawn as a
@@ -34,7 +36,7 @@ from xpyrment_sql.bins import parse_freq
 from xpyrment_sql.errors import DataError, ParameterError
 from xpyrment_sql.results import TrafficMatrix
 from xpyrment_sql.stats import anomaly
-from xpyrment_sql.stats.changepoint import changepoint_evidence, day_starts
+from xpyrment_sql.stats.changepoint import ChangePointSettings, changepoint_evidence, day_starts
 from xpyrment_sql.stats.shares import observed_shares, share_band
 from xpyrment_sql.stats.srm import (
     DEFAULT_CONCENTRATION,
@@ -99,9 +101,10 @@ def traffic_figure(
         z_threshold: z-score below ``-z_threshold`` flags a drop; ``None`` takes the method's default.
         drop_method: ``"seasonal"`` (each bin against the same bin in earlier cycles) or ``"zscore"``.
         drop_threshold: Relative drop flagged when the z-score baseline has no variance.
-        alpha: Level of the anytime-valid SRM test (the horizontal line in panel 4).
-        concentration: Prior weight of the anytime-valid test.
-        sequential_method: ``"changepoint"`` also draws the change-point mixture's p-value.
+        alpha: Level of the sequential SRM test (panel 4's line at ``1/alpha``, or at ``alpha``).
+        concentration: Prior weight of the anytime-valid test (the change-point's ``c0``).
+        sequential_method: ``"changepoint"`` draws the change-point evidence ``R_t`` (the default);
+            any other method the cumulative anytime-valid p-value.
 
     Returns:
         A matplotlib Figure attached to an Agg canvas.
@@ -278,25 +281,48 @@ def _srm_panel(
     concentration: float,
     changepoint: bool = False,
 ) -> None:
-    tiny = np.finfo(float).tiny
     log_bf = anytime_log_bayes_factors(np.cumsum(matrix.new, axis=0), shares, concentration)
-    p_values = np.maximum(anytime_p_values(log_bf), tiny)
-    ax.plot(x, p_values, color="C3", label="anytime-valid p-value (cumulative)")
-    lowest = float(p_values.min())
-    title = "Sequential SRM: anytime-valid p-value (Dirichlet-multinomial mixture)"
     if changepoint:
-        evidence = changepoint_evidence(matrix.new, shares, day_starts(matrix.bins))
-        mixture = np.maximum(anytime_p_values(evidence.log_evidence), tiny)
-        ax.plot(x, mixture, color="C4", label="change-point mixture p-value")
-        crossed = np.flatnonzero(mixture <= alpha)
-        if crossed.size:
-            onset = x[int(evidence.onset_index[crossed[0]])]
-            ax.axvline(onset, color="C4", linestyle="--", label="onset (most evidence at detection)")
-        lowest = min(lowest, float(mixture.min()))
-        title = "Sequential SRM: change-point mixture and cumulative anytime-valid p-values"
+        _evidence_panel(ax, x, matrix, shares, alpha, concentration, log_bf)
+        return
+    p_values = np.maximum(anytime_p_values(log_bf), np.finfo(float).tiny)
+    ax.plot(x, p_values, color="C3", label="anytime-valid p-value (cumulative)")
     ax.axhline(alpha, color="black", linestyle=":", label=f"alpha = {alpha:g}")
     ax.set_yscale("log")
-    ax.set_ylim(top=1.5, bottom=min(alpha / 10, lowest / 2))
-    ax.set_title(title)
+    ax.set_ylim(top=1.5, bottom=min(alpha / 10, float(p_values.min()) / 2))
+    ax.set_title("Sequential SRM: anytime-valid p-value (Dirichlet-multinomial mixture)")
     ax.set_ylabel("p-value")
     ax.legend(loc="lower left")
+
+
+def _evidence_panel(
+    ax: Any,
+    x: np.ndarray,
+    matrix: TrafficMatrix,
+    shares: np.ndarray,
+    alpha: float,
+    concentration: float,
+    log_bf: np.ndarray,
+) -> None:
+    """``R_t`` and ``BF_t`` (e-values, clipped to the float range) against the alarm line ``1/alpha``,
+    with the onset the mixture names at its first crossing."""
+    settings = ChangePointSettings(cumulative_concentration=concentration)
+    evidence = changepoint_evidence(matrix.new, shares, day_starts(matrix.bins), settings)
+    ceiling = np.log(np.finfo(float).max) - 1.0
+    floor = np.log(np.finfo(float).tiny)
+    mixture = np.exp(np.clip(evidence.log_evidence, floor, ceiling))
+    cumulative = np.exp(np.clip(log_bf, floor, ceiling))
+    ax.plot(x, mixture, color="C4", label="change-point evidence R_t")
+    ax.plot(x, cumulative, color="C3", label="cumulative Bayes factor BF_t (anytime test)")
+    crossed = np.flatnonzero(evidence.log_evidence >= np.log(1.0 / alpha))
+    if crossed.size:
+        onset = x[int(evidence.onset_index[crossed[0]])]
+        ax.axvline(onset, color="C4", linestyle="--", label="onset (most evidence at detection)")
+    ax.axhline(1.0 / alpha, color="black", linestyle=":", label=f"1/alpha = {1.0 / alpha:g}")
+    ax.set_yscale("log")
+    lowest = float(min(mixture.min(), cumulative.min()))
+    highest = float(max(mixture.max(), cumulative.max()))
+    ax.set_ylim(bottom=min(0.1, lowest / 2), top=max(10.0 / alpha, highest * 2))
+    ax.set_title("Sequential SRM: change-point evidence against 1/alpha (alarm when R_t crosses it)")
+    ax.set_ylabel("evidence (e-value)")
+    ax.legend(loc="upper left")

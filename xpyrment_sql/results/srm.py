@@ -60,8 +60,8 @@ class AnytimeSRMResult(Result):
 
     ``method`` is ``"anytime"`` (the cumulative mixture) or ``"changepoint"``
     (:mod:`xpyrment_sql.stats.changepoint`: the evidence ``R_t`` also bets on a break at the start of
-    a later day; ``running_log_bayes_factors`` holds ``log R_t``, and ``onset_at`` is the start of the
-    day carrying the most evidence when it stopped).
+    a later day; ``running_log_bayes_factors`` holds ``log R_t``, ``concentration`` the cumulative
+    term's ``c0``, and ``onset_at`` is the start of the day carrying the most evidence when it stopped).
     """
 
     srm_detected: bool

@@ -15,11 +15,19 @@ nonnegative martingale with mean 1 (it stays 1 until ``s``, then bets only on un
 later, which are independent of the earlier ones), and the weights are fixed and sum to 1
 (``sum_s v_s = 1 - w``: the sum telescopes), so ``R`` is a test martingale and Ville's inequality
 gives ``P(sup_t R_t >= 1/alpha) <= alpha`` for any number of looks at any times, over any horizon.
-The weights are about ``(1 - w) / S`` each for the first ``S`` days and then decay as ``1 / s^2``:
-a late start needs a little more evidence (``log(v_1 / v_s)`` nats), but no start ever leaves the
-mixture. (Dropping the oldest of a sliding window of ``S`` starts, as a "last S days" mixture does,
-would break the martingale property: a start is dropped whatever its value, and a new one enters
-at 1, so under the designed split the sum drifts up after day ``S``.)
+Days that have not started yet are in ``R_t`` with ``BF = 1``, their total weight in closed form
+(``sum_{s > n} v_s = (1 - w) * S / (n + S)`` once ``n`` days have begun), so ``R_0 = 1``.
+
+Why not ``(1 - w) / S * sum over the last S = 60 daily starts``, as first proposed: a sliding
+window is no martingale. At the start of a new day the oldest term leaves and a new one enters at 1,
+a jump of ``(1 - BF_c1(s_old:t)) / S`` that is known before it happens and, under the designed split,
+is mostly upward (an old term has usually decayed far below 1). Each ``R_t`` still has mean 1, but
+``R`` is not a supermartingale, so Ville's inequality does not bound its supremum: the chance of
+ever crossing ``1/alpha`` grows with the horizon (the guarantee becomes one on the average run
+length, as for the e-detectors of Shin et al.). Fixed weights keep every start for ever:
+``v_s`` is about ``(1 - w) / S`` for the first days (``v_1 = (1 - w) / (S + 1)``, ``v_S`` a quarter
+of it) and then decays as ``1 / s^2``, so a start ``s`` days in needs ``log(v_1 / v_s)`` more nats of
+evidence (1.4 at day 60, 2.7 at day 180) and the bound holds however long the experiment runs.
 
 The day of the break is estimated as the start carrying the most evidence at detection,
 ``argmax_s v_s * BF_c1(s:t)`` (with the experiment's start standing for the cumulative term).
@@ -89,10 +97,14 @@ class ChangePointSettings:
         ):
             raise ParameterError(f"spread_days={self.spread_days!r} must be a positive integer")
 
-    def unstarted_weight(self, starts: int) -> float:
-        """The weight of the days after the first ``starts``, whose terms are still 1:
+    def unstarted_weight(self, starts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The weight of the days after the first ``starts`` (per element), whose terms are still 1:
         ``sum_{s > n} v_s = (1 - w) * S / (n + S)``."""
-        return (1.0 - self.cumulative_weight) * self.spread_days / (starts + self.spread_days)
+        begun = np.asarray(starts, dtype=float)
+        weight: npt.NDArray[np.float64] = (
+            (1.0 - self.cumulative_weight) * self.spread_days / (begun + self.spread_days)
+        )
+        return weight
 
     def start_weights(self, starts: int) -> npt.NDArray[np.float64]:
         """``v_s`` for starts ``s = 1 .. starts`` (day 1 is the experiment's first day)."""
@@ -116,8 +128,13 @@ class ChangePointEvidence:
 
 
 def day_starts(bins: pd.DatetimeIndex) -> npt.NDArray[np.int64]:
-    """The position of the first bin of every day of ``bins`` (labels in the bins' own zone); with
-    daily or coarser bins, every bin starts a day of its own."""
+    """The position of the first bin of every day of ``bins``: the possible onsets of a mismatch.
+
+    Days follow the labels' zone (:meth:`xpyrment_sql.bins.BinSpec.labels`: naive UTC without a
+    zone, else local time), so with ``tz="America/New_York"`` a day starts at the first bin that
+    begins at or after local midnight, on daylight-saving days too. Bins finer than a day roll up to
+    the day they start in; with daily or coarser bins every bin starts a day of its own.
+    """
     if len(bins) == 0:
         return np.zeros(0, dtype=np.int64)
     days = bins.normalize()
@@ -134,38 +151,55 @@ def changepoint_evidence(
 ) -> ChangePointEvidence:
     """``log R_t`` for every bin ``t`` of a bins x arms matrix of newly exposed units.
 
+    The terms are accumulated start by start in log space (``logaddexp``), so memory stays that of
+    the matrix whatever the number of days; the days not started by bin ``t`` (``n_t`` starts have
+    begun) add their weight in closed form, ``sum_{s > n_t} v_s = (1 - w) * S / (n_t + S)``.
+
     Args:
         new_units: ``new[t, i]``: units of arm ``i`` first exposed in bin ``t``; leading axes
             (simulations) are allowed before the bins axis.
         shares: The designed share of every arm (sums to 1).
-        starts: Positions of the bins that start a day (see :func:`day_starts`); the first must be 0.
+        starts: Positions of the bins that start a day (see :func:`day_starts`): strictly increasing,
+            the first 0, all within the bins.
         settings: ``w``, ``c0``, ``c1``, ``S``.
 
     Returns:
         ``log R_t`` and the onset estimate per bin (arrays with the leading axes of ``new_units``).
+
+    Raises:
+        ParameterError: when ``starts`` is not as described.
     """
     new = np.asarray(new_units, dtype=float)
     p0 = np.asarray(shares, dtype=float)
     first_bins = np.asarray(starts, dtype=np.int64)
-    if first_bins.size == 0 or first_bins[0] != 0:
-        raise ParameterError("starts must begin with 0, the experiment's first bin")
-    cumulative = np.cumsum(new, axis=-2)
     bins = new.shape[-2]
-    log_terms = [np.log(settings.cumulative_weight) if settings.cumulative_weight > 0 else -np.inf]
-    terms = [log_terms[0] + anytime_log_bayes_factors(cumulative, p0, settings.cumulative_concentration)]
-    weights = settings.start_weights(len(first_bins))
-    position = np.arange(bins)
-    for weight, first in zip(weights, first_bins, strict=True):
-        before = cumulative[..., first - 1, :] if first > 0 else np.zeros_like(cumulative[..., 0, :])
-        since = np.maximum(cumulative - before[..., None, :], 0.0)
-        log_bf = anytime_log_bayes_factors(since, p0, settings.onset_concentration)
-        terms.append(np.log(weight) + np.where(position >= first, log_bf, 0.0))
-    stacked = np.stack(terms, axis=-1)
-    onset_term = np.argmax(stacked, axis=-1)
-    onset = np.where(onset_term == 0, 0, first_bins[np.maximum(onset_term - 1, 0)])
-    unstarted = np.log(settings.unstarted_weight(len(first_bins)))
-    log_evidence = np.logaddexp(np.logaddexp.reduce(stacked, axis=-1), unstarted)
-    return ChangePointEvidence(log_evidence, onset.astype(np.int64))
+    if (
+        first_bins.ndim != 1
+        or first_bins.size == 0
+        or first_bins[0] != 0
+        or np.any(np.diff(first_bins) <= 0)
+        or first_bins[-1] >= max(bins, 1)
+    ):
+        raise ParameterError(
+            f"starts={first_bins.tolist()!r} must be strictly increasing bin positions beginning with 0 "
+            f"(the experiment's first bin) and below the number of bins ({bins})"
+        )
+    cumulative = np.cumsum(new, axis=-2)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(settings.cumulative_weight)
+    best = log_w + anytime_log_bayes_factors(cumulative, p0, settings.cumulative_concentration)
+    started = best.copy()
+    onset = np.zeros(best.shape, dtype=np.int64)
+    for weight, first in zip(settings.start_weights(len(first_bins)), first_bins, strict=True):
+        before = cumulative[..., first - 1 : first, :] if first > 0 else 0.0
+        since = cumulative[..., first:, :] - before
+        term = np.log(weight) + anytime_log_bayes_factors(since, p0, settings.onset_concentration)
+        started[..., first:] = np.logaddexp(started[..., first:], term)
+        stronger = term > best[..., first:]
+        best[..., first:] = np.where(stronger, term, best[..., first:])
+        onset[..., first:] = np.where(stronger, first, onset[..., first:])
+    begun = np.searchsorted(first_bins, np.arange(bins), side="right")
+    return ChangePointEvidence(np.logaddexp(started, np.log(settings.unstarted_weight(begun))), onset)
 
 
 def changepoint_srm(
