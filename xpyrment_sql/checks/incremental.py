@@ -65,7 +65,7 @@ from xpyrment_sql.queries.traffic import SprtSpec, SprtStart, SprtStarts, active
 from xpyrment_sql.results import StateRun, to_jsonable
 from xpyrment_sql.source import Source
 from xpyrment_sql.state import StateError, StateStore
-from xpyrment_sql.state.store import StateScope
+from xpyrment_sql.state.store import StateScope, quote
 
 Tables = StateStore | StateScope
 """Where an incremental state lives: a whole state file, or one namespace of it (a fleet's plan)."""
@@ -343,7 +343,7 @@ def _sprt_start(
     if since is None:
         return None
     references = _references(store, keys)
-    grouping = ", ".join([*(_quoted(key) for key in keys), "variant"])
+    grouping = ", ".join([*(quote(key) for key in keys), "variant"])
     per_variant = store.run(
         f"SELECT {grouping}, sum(new) FROM {store.table(COUNTS)} WHERE part = 'matrix' AND bin < ? "
         f"GROUP BY {grouping}",
@@ -373,7 +373,7 @@ def _keep_references(store: Tables, keys: Sequence[str]) -> None:
     """Fix the reference variant of every sequence that has none yet: the smallest variant counted
     (a full run's choice; the mixture LR is symmetric, so any fixed one gives the same crossing)."""
     known = _references(store, keys)
-    grouping = ", ".join(_quoted(key) for key in keys)
+    grouping = ", ".join(quote(key) for key in keys)
     table = store.table(COUNTS)
     if not keys:
         ((first,),) = store.run(f"SELECT min(variant) FROM {table} WHERE part = 'matrix'")
@@ -386,11 +386,6 @@ def _keep_references(store: Tables, keys: Sequence[str]) -> None:
     merged = {**{key: variant for key, variant in rows if variant is not None}, **known}
     if merged != known:
         store.set(REFERENCE, json.dumps(to_jsonable([[key, variant] for key, variant in merged.items()])))
-
-
-def _quoted(identifier: str) -> str:
-    """``identifier`` as a quoted SQL identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _earliest(seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = ()) -> ir.Table:

@@ -114,7 +114,7 @@ class StateStore:
                     "database of that name (is another state store open on it?)"
                 )
             try:
-                store.run(f"ATTACH {_literal(str(target))} AS {_quote(alias)} (TYPE duckdb)")
+                store.run(f"ATTACH {_literal(str(target))} AS {quote(alias)} (TYPE duckdb)")
                 store._attached = True
             except duckdb.Error as exc:
                 raise StateError(
@@ -143,7 +143,7 @@ class StateStore:
 
     def table(self, name: str) -> str:
         """The quoted SQL name of the state table ``name``: ``"<alias>".main."<name>"``."""
-        return f"{_quote(self.alias)}.main.{_quote(name)}"
+        return f"{quote(self.alias)}.main.{quote(name)}"
 
     def name(self, table: str) -> str:
         """The unquoted name the state table ``table`` has in the file (see :class:`StateScope`)."""
@@ -212,9 +212,9 @@ class StateStore:
                 self._depth = 0
             if self._attached:
                 with contextlib.suppress(duckdb.Error):
-                    self.run(f"CHECKPOINT {_quote(self.alias)}")
+                    self.run(f"CHECKPOINT {quote(self.alias)}")
                 with contextlib.suppress(duckdb.Error):
-                    self.run(f"DETACH DATABASE IF EXISTS {_quote(self.alias)}")
+                    self.run(f"DETACH DATABASE IF EXISTS {quote(self.alias)}")
                 self._attached = False
             if self._owns_con:
                 self.con.close()
@@ -263,7 +263,7 @@ class StateStore:
         self.is_new = True
         with self.transaction():
             for kind, schema, name in sorted(objects, key=lambda item: item[0] != "VIEW"):
-                self.run(f"DROP {kind} {_quote(self.alias)}.{_quote(schema)}.{_quote(name)}")
+                self.run(f"DROP {kind} {quote(self.alias)}.{quote(schema)}.{quote(name)}")
             self.run(f"CREATE TABLE {self.table('meta')} (key VARCHAR PRIMARY KEY, value VARCHAR)")
             self.set("format", FORMAT)
             for key, value in fingerprint.items():
@@ -351,6 +351,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _quote(identifier: str) -> str:
+def quote(identifier: str) -> str:
     """``identifier`` as a quoted SQL identifier (any name, even one holding a double quote)."""
     return '"' + identifier.replace('"', '""') + '"'
