@@ -297,9 +297,16 @@ def _merged_counts(
     """The window's counts on the embedded engine, with the stored first exposures updated.
 
     A first run stores every pair's first exposure, then counts the log against it. A later run
-    stores the window's (bin, variant, unit) triples (one read of the window), looks up the earlier
-    first exposures of their units in the stored ones (one scan), and replaces the stored pairs
-    first seen since ``since`` with the merged ones.
+    stores the window's (bin, variant, unit) triples (one read of the window), takes every stored
+    pair of their units (one scan), keeps each pair's earliest exposure, and replaces the stored
+    pairs first seen since ``since`` with the merged ones.
+
+    The stored pairs are taken whatever their date. Those first seen since ``since`` were counted
+    from rows the window reads again (rows only arrive), so the minimum with them changes nothing.
+    And with the unit as the scan's only predicate, DuckDB filters the stored pairs by a Bloom
+    filter of the window's units before its hash table; a date predicate beside it turns that
+    filter off, and then every stored pair probes the hash table. At 1B rows (200M stored pairs)
+    that took the lookup from about 8 s to 6 s.
     """
     backend = source.backend
     database = (store.alias, "main")
@@ -320,11 +327,9 @@ def _merged_counts(
     active = triples.group_by([*keys, "bin", "variant"]).aggregate(
         active=triples.count(), last_ts=triples.last_ts.max()
     )
-    seen = triples.group_by(pair).aggregate(first_ts=triples.first_ts.min())
     stored = _stored(backend, firsts_name, database)
-    earlier = stored.filter(stored.first_ts < queries.instant(stored.first_ts, since))
-    merging = _earliest(seen, earlier.semi_join(seen.select(*keys, "unit"), [*keys, "unit"]), keys)
-    merged = _scratch(backend, CHANGED, merging)
+    known = stored.semi_join(triples.select(*keys, "unit"), [*keys, "unit"])
+    merged = _scratch(backend, CHANGED, _earliest(triples, known, keys))
     aware = stored.first_ts.type().timezone is not None
     bound = since if aware else since.tz_convert("UTC").tz_localize(None)
     store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
@@ -389,7 +394,7 @@ def _keep_references(store: Tables, keys: Sequence[str]) -> None:
 
 
 def _earliest(seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = ()) -> ir.Table:
-    """Per (keys, variant, unit), the earlier of two first exposures (pairs in either table)."""
+    """Per (keys, variant, unit) in either table, the earliest ``first_ts`` of its rows in both."""
     columns = [*keys, "variant", "unit", "first_ts"]
     both = seen.select(*columns).union(earlier.select(*columns))
     return both.group_by(columns[:-1]).aggregate(first_ts=both.first_ts.min())
