@@ -138,17 +138,9 @@ def telemetry_from_counts(
     sequential: AnytimeSRMResult | SequentialSRMResult
     if sprt:
         sequential = sprt_for_ratios(matrix, crossings, design.expected_ratios, settings.sequential_alpha)
-    elif settings.sequential_method == "changepoint":
-        sequential = changepoint(
-            matrix,
-            design.expected_ratios,
-            settings.sequential_alpha,
-            settings.concentration,
-            settings.min_units,
-            settings.min_deviation,
-        )
     else:
-        sequential = anytime(
+        test = changepoint if settings.sequential_method == "changepoint" else anytime
+        sequential = test(
             matrix,
             design.expected_ratios,
             settings.sequential_alpha,
