@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpyrment_sql as xs
+from xpyrment_sql.checks import incremental
 from xpyrment_sql.cli.main import main
 from xpyrment_sql.config import read_config
 from xpyrment_sql.reporting.fleet import format_fleet, write_fleet_report
@@ -489,13 +490,24 @@ end = 2026-01-08T06:00:00
     cuts=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=3, unique=True),
     lateness_minutes=st.sampled_from([0, 90]),
     engine=st.sampled_from(["embedded", "probe"]),
+    range_units=st.sampled_from([incremental.RANGE_UNITS, 25]),
 )
 def test_a_fleet_state_file_gives_every_experiment_the_full_runs_results(
-    tmp_path_factory, seed, cuts, lateness_minutes, engine
+    tmp_path_factory, seed, cuts, lateness_minutes, engine, range_units
 ):
     """One state file for every experiment (two bin sizes, a windowed experiment, an unlisted one
     tested by the default split, the seed's SPRT continuing checkout's sequence): after each random
-    append, with rows late within the allowance, every experiment's record equals a full check_all's."""
+    append, with rows late within the allowance, every experiment's record equals a full check_all's.
+    A ``range_units`` of 25 splits the lookups into many unit ranges, as a large log's are."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(incremental, "RANGE_UNITS", range_units)
+        fleet_appends_match(tmp_path_factory, seed, cuts, lateness_minutes, engine)
+
+
+def fleet_appends_match(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, cuts: list[float], lateness_minutes: int, engine: str
+) -> None:
+    """The body of the property above: every experiment's record equals a full check_all's."""
     folder = tmp_path_factory.mktemp("fleet")
     config = folder / "fleet.toml"
     config.write_text(STATEFUL)

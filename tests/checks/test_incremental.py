@@ -7,6 +7,9 @@ append the run with a state file is compared, record by record, with a full run 
 
 from __future__ import annotations
 
+import itertools
+
+import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpyrment_sql as xs
+from xpyrment_sql.checks import incremental
 from xpyrment_sql.errors import ParameterError
 from xpyrment_sql.state import StateError, StateMismatchError
 
@@ -51,12 +55,33 @@ def comparable(report: xs.TelemetryReport) -> dict:
     engine=st.sampled_from(["embedded", "probe"]),
     sequential=st.sampled_from(["anytime", "sprt"]),
     ratios=st.sampled_from([RATIOS, {"control": 1, "treatment": 3}]),
+    range_units=st.sampled_from([incremental.RANGE_UNITS, 25]),
 )
 def test_appends_give_exactly_the_full_runs_results(
-    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios
+    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios, range_units
 ):
     """``embedded``: a DataFrame, merged into the state's first exposures; ``probe``: a table in the
-    user's own database, probed read-only (nothing may be written there)."""
+    user's own database, probed read-only (nothing may be written there). A ``range_units`` of 25
+    splits these small windows' lookups into many unit ranges, as a billion-row log's are."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(incremental, "RANGE_UNITS", range_units)
+        appended_runs_match(
+            tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios
+        )
+
+
+def appended_runs_match(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    cuts: list[float],
+    freq: str,
+    lateness_minutes: int,
+    use_until: bool,
+    engine: str,
+    sequential: str,
+    ratios: dict[str, int],
+) -> None:
+    """The body of the property above: every run with a state file equals a full run."""
     log = arriving_log(seed, rows=1500, units=300, days=3, lateness_minutes=lateness_minutes)
     state = tmp_path_factory.mktemp("state") / "monitor-state.duckdb"
     span = log.arrived.max() - START
@@ -265,3 +290,50 @@ def test_a_state_built_for_another_sequential_test_is_refused(tmp_path):
         xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(
             RATIOS, freq="h", sequential_method="sprt"
         )
+
+
+@pytest.mark.parametrize("kind", ["int", "text"])
+def test_the_lookup_ranges_cover_every_unit_once_in_balanced_parts(monkeypatch, kind):
+    """Contiguous half-open ranges, open at both ends, each holding about ``RANGE_UNITS`` triples (the
+    sample is the whole table here, so its quantiles are exact)."""
+    monkeypatch.setattr(incremental, "RANGE_UNITS", 100)
+    con = duckdb.connect()
+    unit = "i * 7919 % 1000" if kind == "int" else "printf('u-%04d', i * 7919 % 1000)"
+    con.execute(f"CREATE TEMP TABLE {incremental.WINDOW} AS SELECT {unit} AS unit FROM range(1000) t(i)")
+    ranges = incremental.unit_ranges(con, incremental.WINDOW)
+    assert len(ranges) == 10
+    assert ranges[0][0] is None
+    assert ranges[-1][1] is None
+    assert all(high == low for (_, high), (low, _) in itertools.pairwise(ranges))
+    units = sorted(row[0] for row in con.execute(f"SELECT unit FROM {incremental.WINDOW}").fetchall())
+    sizes = [
+        sum((low is None or u >= low) and (high is None or u < high) for u in units) for low, high in ranges
+    ]
+    assert sum(sizes) == 1000
+    assert all(90 <= size <= 110 for size in sizes), sizes
+
+
+def test_a_small_window_is_looked_up_in_one_range(monkeypatch):
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE {incremental.WINDOW} AS SELECT i AS unit FROM range(50) t(i)")
+    assert incremental.unit_ranges(con, incremental.WINDOW) == [(None, None)]
+    con.execute(f"DELETE FROM {incremental.WINDOW}")
+    assert incremental.unit_ranges(con, incremental.WINDOW) == [(None, None)]
+
+
+def test_the_stored_first_exposures_are_kept_sorted_by_unit(tmp_path):
+    """The lookup's ranges prune the stored pairs by their row groups' unit bounds, which needs the
+    first run's pairs sorted by unit and every later run's appended sorted too."""
+    log = make_log(units=400, rows=4000, days=3)
+    state = tmp_path / "state.duckdb"
+    cut = log.ts.min() + (log.ts.max() - log.ts.min()) / 2
+    xs.LiveMonitor(log[log.ts < cut], time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    with duckdb.connect(str(state)) as con:
+        first = [row[0] for row in con.execute(f"SELECT unit FROM {incremental.FIRSTS}").fetchall()]
+    assert first == sorted(first)
+    xs.LiveMonitor(log, time_col="ts", state=state).run_telemetry_checks(RATIOS, freq="h")
+    with duckdb.connect(str(state)) as con:
+        every = [row[0] for row in con.execute(f"SELECT unit FROM {incremental.FIRSTS}").fetchall()]
+    assert len(every) > len(first)
+    descents = sum(a > b for a, b in itertools.pairwise(every))
+    assert descents <= 1, "the kept pairs, then the appended ones, each sorted by unit"

@@ -296,17 +296,20 @@ def _merged_counts(
 ) -> ir.Table:
     """The window's counts on the embedded engine, with the stored first exposures updated.
 
-    A first run stores every pair's first exposure, then counts the log against it. A later run
-    stores the window's (bin, variant, unit) triples (one read of the window), takes every stored
-    pair of their units (one scan), keeps each pair's earliest exposure, and replaces the stored
-    pairs first seen since ``since`` with the merged ones.
+    A first run stores every pair's first exposure, sorted by unit, then counts the log against it.
+    A later run stores the window's (bin, variant, unit) triples (one read of the window), takes
+    every stored pair of their units, keeps each pair's earliest exposure, and replaces the stored
+    pairs first seen since ``since`` with the merged ones (appended sorted by unit).
 
     The stored pairs are taken whatever their date. Those first seen since ``since`` were counted
-    from rows the window reads again (rows only arrive), so the minimum with them changes nothing.
-    And with the unit as the scan's only predicate, DuckDB filters the stored pairs by a Bloom
-    filter of the window's units before its hash table; a date predicate beside it turns that
-    filter off, and then every stored pair probes the hash table. At 1B rows (200M stored pairs)
-    that took the lookup from about 8 s to 6 s.
+    from rows the window reads again (rows only arrive), so the minimum with them changes nothing;
+    and a date predicate beside the join's filter on the unit makes DuckDB drop its Bloom filter.
+
+    The lookup runs one unit range at a time (:func:`unit_ranges`), in one statement: because the
+    stored pairs are sorted by unit, each range scans only the row groups whose units it can hold,
+    and its Bloom filter and hash table are a fraction of the window's, which keeps probing them
+    in cache. At 1B rows (8M window units, 200M stored pairs) four ranges took the merge from
+    about 4.8 s to 2.1 s.
     """
     backend = source.backend
     database = (store.alias, "main")
@@ -314,7 +317,7 @@ def _merged_counts(
     pair = [*keys, "variant", "unit"]
     if since is None:
         pairs = rows.group_by(pair).aggregate(first_ts=rows.ts.min())
-        backend.create_table(firsts_name, pairs, database=database, overwrite=True)
+        backend.create_table(firsts_name, pairs.order_by("unit"), database=database, overwrite=True)
         active = active_units(rows, bins, until, chunks_for(source, bins, until), latest=True, keys=keys)
         stored = _stored(backend, firsts_name, database)
         return count_table(active, stored, bins, until, sprt=sprt, exposure=True, keys=keys)
@@ -328,16 +331,86 @@ def _merged_counts(
         active=triples.count(), last_ts=triples.last_ts.max()
     )
     stored = _stored(backend, firsts_name, database)
-    known = stored.semi_join(triples.select(*keys, "unit"), [*keys, "unit"])
-    merged = _scratch(backend, CHANGED, _earliest(triples, known, keys))
+    parts = [
+        _changed(_within(triples, bounds), _within(stored, bounds), since, keys)
+        for bounds in unit_ranges(backend.con, WINDOW)
+    ]
+    merged = _scratch(backend, CHANGED, ibis.union(*parts))
     aware = stored.first_ts.type().timezone is not None
     bound = since if aware else since.tz_convert("UTC").tz_localize(None)
     store.run(f"DELETE FROM {store.table(FIRSTS)} WHERE first_ts >= ?", [bound.to_pydatetime()])
     moved = merged.filter(merged.first_ts >= queries.instant(merged.first_ts, since))
-    backend.insert(firsts_name, moved, database=database)
+    backend.insert(firsts_name, moved.order_by("unit"), database=database)
     return count_table(
         active, merged, bins, until, since, sprt, exposure=True, sprt_start=sprt_start, keys=keys
     )
+
+
+def _changed(
+    window: ir.Table, stored: ir.Table, since: pd.Timestamp, keys: Sequence[str] = ()
+) -> ir.Table:
+    """Every pair, with its first exposure, of the window's units that have a pair first seen at or
+    after ``since`` (the units whose counts or events the window can change).
+
+    ``window`` holds the window's triples and ``stored`` the stored pairs (of any date). A window
+    pair is new unless a stored pair exposed it before ``since``; the units of the new pairs are the
+    few whose pairs are merged (every other unit's pairs were all first seen before ``start``, so
+    its counts and events lie in bins the run keeps). One anti-join finds them, where grouping all
+    the window's pairs with their stored ones cost twice as much at 1B rows.
+    """
+    unit, pair = [*keys, "unit"], [*keys, "variant", "unit"]
+    known = stored.semi_join(window.select(*unit), unit)
+    earlier = known.filter(known.first_ts < queries.instant(known.first_ts, since))
+    fresh = window.select(*pair).anti_join(earlier.select(*pair), pair).select(*unit)
+    return _earliest(window.semi_join(fresh, unit), known.semi_join(fresh, unit), keys)
+
+
+UnitBounds = tuple[object | None, object | None]
+"""A half-open range of units ``[low, high)``; ``None`` leaves that side open."""
+
+RANGE_UNITS = 2_000_000
+"""Window triples per lookup range. Measured at 1B rows (8M window units): four ranges of 2M made
+the lookup 3x faster than one of 8M; eight of 1M were no faster, sixteen slower (each range is one
+more scan of the window's triples and one more hash table)."""
+
+SAMPLE, GRID = 10_000, 64
+"""The range bounds are quantiles of a sample of ``SAMPLE`` window triples, on a grid of ``GRID``
+(also the most ranges a lookup is split into)."""
+
+
+def unit_ranges(con: Any, scratch: str) -> list[UnitBounds]:
+    """Ranges of units that split the scratch table ``scratch`` into parts of about
+    :data:`RANGE_UNITS` triples: ``ceil(n / RANGE_UNITS)`` ranges (at most :data:`GRID`), bounded by
+    quantiles of a reservoir sample of the table's units.
+
+    One small query on the engine: the table's row count and ``GRID - 1`` sample quantiles. The
+    bounds only balance the ranges; any bounds give the same counts.
+    """
+    fractions = ", ".join(str(k / GRID) for k in range(1, GRID))
+    table = f"{SCRATCH[0]}.{SCRATCH[1]}.{quote(scratch)}"
+    ((size, grid),) = con.execute(
+        f"SELECT (SELECT count(*) FROM {table}), (SELECT quantile_disc(unit, [{fractions}]) "
+        f"FROM (SELECT unit FROM {table} USING SAMPLE {SAMPLE} ROWS))"
+    ).fetchall()
+    ranges = min(GRID, -(-size // RANGE_UNITS))
+    if ranges <= 1:
+        return [(None, None)]
+    cuts = sorted({grid[GRID * k // ranges - 1] for k in range(1, ranges)})
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _within(table: ir.Table, bounds: UnitBounds) -> ir.Table:
+    """The rows of ``table`` whose unit lies in ``bounds``."""
+    low, high = bounds
+    kept = [
+        predicate
+        for predicate in (
+            None if low is None else table.unit >= low,
+            None if high is None else table.unit < high,
+        )
+        if predicate is not None
+    ]
+    return table.filter(*kept) if kept else table
 
 
 def _sprt_start(
