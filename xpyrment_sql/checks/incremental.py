@@ -360,9 +360,9 @@ def _changed(
     """
     unit, pair = [*keys, "unit"], [*keys, "variant", "unit"]
     known = stored.semi_join(window.select(*unit), unit)
-    earlier = known.filter(known.first_ts < queries.instant(known.first_ts, since))
-    fresh = window.select(*pair).anti_join(earlier.select(*pair), pair).select(*unit)
-    return _earliest(window.semi_join(fresh, unit), known.semi_join(fresh, unit), keys)
+    earlier = known.filter(known.first_ts < queries.instant(known.first_ts, since)).select(*pair)
+    fresh = window.select(*pair).anti_join(earlier, pair).select(*unit)
+    return _earliest(window, known, keys, among=fresh)
 
 
 UnitBounds = tuple[object | None, object | None]
@@ -466,10 +466,15 @@ def _keep_references(store: Tables, keys: Sequence[str]) -> None:
         store.set(REFERENCE, json.dumps(to_jsonable([[key, variant] for key, variant in merged.items()])))
 
 
-def _earliest(seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = ()) -> ir.Table:
-    """Per (keys, variant, unit) in either table, the earliest ``first_ts`` of its rows in both."""
+def _earliest(
+    seen: ir.Table, earlier: ir.Table, keys: Sequence[str] = (), among: ir.Table | None = None
+) -> ir.Table:
+    """Per (keys, variant, unit) in either table, the earliest ``first_ts`` of its rows in both;
+    only of the units in ``among`` when given."""
     columns = [*keys, "variant", "unit", "first_ts"]
     both = seen.select(*columns).union(earlier.select(*columns))
+    if among is not None:
+        both = both.semi_join(among, [*keys, "unit"])
     return both.group_by(columns[:-1]).aggregate(first_ts=both.first_ts.min())
 
 
