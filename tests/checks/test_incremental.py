@@ -219,6 +219,19 @@ def test_a_late_row_moves_a_units_first_exposure_to_an_earlier_bin(tmp_path):
     full = xs.LiveMonitor(grown, time_col="ts").run_telemetry_checks(RATIOS, freq="h")
     np.testing.assert_array_equal(kept.traffic.new, full.traffic.new)
     assert kept.traffic.new[0].tolist() == [1, 1], "unit 2 is first seen at 09:55 now, not 10:40"
+    with duckdb.connect(str(state)) as con:
+        rows = con.execute(f"SELECT first_ts FROM {incremental.FIRSTS} WHERE unit = 2 ORDER BY 1").fetchall()
+    superseded = ["2026-01-05 09:55:00", "2026-01-05 10:40:00"]
+    assert [str(ts) for (ts,) in rows] == superseded, "the earlier exposure appended, the later one kept"
+    stamp = pd.to_datetime(["2026-01-05 11:30"] * 2)
+    crossed = pd.DataFrame({"unit_id": [2, 4], "variant": ["control", "treatment"], "ts": stamp})
+    grown = pd.concat([grown, crossed], ignore_index=True)
+    kept = xs.LiveMonitor(grown, time_col="ts", state=state, lateness="2h").run_telemetry_checks(
+        RATIOS, freq="h"
+    )
+    full = xs.LiveMonitor(grown, time_col="ts").run_telemetry_checks(RATIOS, freq="h")
+    assert comparable(kept) == comparable(full), "the superseded 10:40 row changes nothing"
+    assert kept.multiple_exposure.multiple_units == 1
 
 
 def late_mismatch_log() -> pd.DataFrame:
