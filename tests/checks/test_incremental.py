@@ -350,3 +350,19 @@ def test_the_stored_first_exposures_are_kept_sorted_by_unit(tmp_path):
     assert len(every) > len(first)
     descents = sum(a > b for a, b in itertools.pairwise(every))
     assert descents <= 1, "the kept pairs, then the appended ones, each sorted by unit"
+
+
+@pytest.mark.parametrize("ranges", [[(None, None)], [(None, 5), (5, None)]])
+def test_the_lookup_reads_the_stored_pairs_once_per_range(ranges):
+    """The stored pairs are the history (200M at 1B rows): each range's lookup scans them once, its
+    later uses reading the common table expression DuckDB materializes."""
+    pair = {"variant": "string", "unit": "int64", "first_ts": "timestamp"}
+    window = ibis.table({"bin": "int64", **pair, "last_ts": "timestamp"}, name="window_triples")
+    stored = ibis.table(pair, name="first_exposures")
+    since = pd.Timestamp("2026-01-05 10:00", tz="UTC")
+    parts = [
+        incremental._changed(incremental._within(window, bounds), incremental._within(stored, bounds), since)
+        for bounds in ranges
+    ]
+    sql = ibis.to_sql(ibis.union(*parts), dialect="duckdb")
+    assert sql.count('"first_exposures"') == len(ranges)
