@@ -56,23 +56,38 @@ def comparable(report: xs.TelemetryReport) -> dict:
     sequential=st.sampled_from(["anytime", "sprt"]),
     ratios=st.sampled_from([RATIOS, {"control": 1, "treatment": 3}]),
     range_units=st.sampled_from([incremental.RANGE_UNITS, 25]),
+    text_units=st.booleans(),
 )
 def test_appends_give_exactly_the_full_runs_results(
-    tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios, range_units
+    tmp_path_factory,
+    seed,
+    cuts,
+    freq,
+    lateness_minutes,
+    use_until,
+    engine,
+    sequential,
+    ratios,
+    range_units,
+    text_units,
 ):
     """``embedded``: a DataFrame, merged into the state's first exposures; ``probe``: a table in the
     user's own database, probed read-only (nothing may be written there). A ``range_units`` of 25
-    splits these small windows' lookups into many unit ranges, as a billion-row log's are."""
+    splits these small windows' lookups into many unit ranges, as a billion-row log's are, bounded by
+    integer or text unit ids."""
+    log = arriving_log(seed, rows=1500, units=300, days=3, lateness_minutes=lateness_minutes)
+    if text_units:
+        log = log.assign(unit_id="user-" + log.unit_id.astype(str))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(incremental, "RANGE_UNITS", range_units)
         appended_runs_match(
-            tmp_path_factory, seed, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios
+            tmp_path_factory, log, cuts, freq, lateness_minutes, use_until, engine, sequential, ratios
         )
 
 
 def appended_runs_match(
     tmp_path_factory: pytest.TempPathFactory,
-    seed: int,
+    log: pd.DataFrame,
     cuts: list[float],
     freq: str,
     lateness_minutes: int,
@@ -81,8 +96,8 @@ def appended_runs_match(
     sequential: str,
     ratios: dict[str, int],
 ) -> None:
-    """The body of the property above: every run with a state file equals a full run."""
-    log = arriving_log(seed, rows=1500, units=300, days=3, lateness_minutes=lateness_minutes)
+    """The body of the property above: every run with a state file equals a full run, as ``log``
+    (with its arrival times) arrives."""
     state = tmp_path_factory.mktemp("state") / "monitor-state.duckdb"
     span = log.arrived.max() - START
     incremental_runs = 0
