@@ -85,8 +85,8 @@ FIRSTS, COUNTS = "first_exposures", "counts"
 earlier keeps its superseded row too, so readers take the earliest) and the counts per bin."""
 
 WINDOW, CHANGED = "window_triples", "changed_pairs"
-"""Scratch tables of a run: the window's triples, and every pair of the window's units with its
-first exposure."""
+"""Scratch tables of a run: the window's triples, and every pair of the units the window gives a
+new pair, with its first exposure and its earliest stored one (see :func:`_changed`)."""
 
 SCRATCH = ("temp", "main")
 """Where the scratch tables live: the embedded engine's in-memory temporary catalog, so a run writes
@@ -410,14 +410,11 @@ def unit_ranges(con: Any, scratch: str) -> list[UnitBounds]:
 def _within(table: ir.Table, bounds: UnitBounds) -> ir.Table:
     """The rows of ``table`` whose unit lies in ``bounds``."""
     low, high = bounds
-    kept = [
-        predicate
-        for predicate in (
-            None if low is None else table.unit >= low,
-            None if high is None else table.unit < high,
-        )
-        if predicate is not None
-    ]
+    kept = []
+    if low is not None:
+        kept.append(table.unit >= low)
+    if high is not None:
+        kept.append(table.unit < high)
     return table.filter(*kept) if kept else table
 
 
